@@ -1,0 +1,39 @@
+"""The ``.dfc`` container: header, chunk table and CRCs (``docs/bitstream.md``)."""
+
+from diffc.bitstreams.container import (
+    DEFAULT_MAX_PIXELS,
+    PARAM_FIELDS,
+    VERSION,
+    Container,
+    Header,
+    Mode,
+    header_size,
+    read,
+    write,
+)
+from diffc.bitstreams.errors import (
+    BitstreamError,
+    CorruptStreamError,
+    LimitExceededError,
+    NotAContainerError,
+    TruncatedStreamError,
+    UnsupportedVersionError,
+)
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "PARAM_FIELDS",
+    "VERSION",
+    "BitstreamError",
+    "Container",
+    "CorruptStreamError",
+    "Header",
+    "LimitExceededError",
+    "Mode",
+    "NotAContainerError",
+    "TruncatedStreamError",
+    "UnsupportedVersionError",
+    "header_size",
+    "read",
+    "write",
+]

@@ -1,0 +1,260 @@
+"""Version 1 of the ``.dfc`` container: a small header, a chunk table and the chunks.
+
+The byte layout is specified in ``docs/bitstream.md``; this module is its only implementation. It
+knows nothing of models or coders: chunks are opaque bytes, coding parameters are named unsigned
+integers from a fixed per-mode field list. Reading checks every count and size against the bytes
+present and a pixel limit before allocating anything.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import struct
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from diffc.bitstreams import varint
+from diffc.bitstreams.errors import (
+    BitstreamError,
+    CorruptStreamError,
+    LimitExceededError,
+    NotAContainerError,
+    TruncatedStreamError,
+    UnsupportedVersionError,
+)
+
+MAGIC = b"DFC"
+VERSION = 1
+MODEL_HASH_BYTES = 8
+MAX_SEED = (1 << 32) - 1
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS)
+_MODEL_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_CHUNK_ENTRY_MIN_BYTES = 5  # a one-byte length and a 4-byte CRC
+
+
+class Mode(enum.IntEnum):
+    """What the chunks hold, and so which coder reads them."""
+
+    LOSSY = 0
+    LOSSLESS_VDM = 1
+    LOSSLESS_ARDM = 2
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+    @property
+    def progressive(self) -> bool:
+        """A truncated progressive stream still decodes from its complete chunks."""
+        return self is Mode.LOSSY
+
+
+# Coding parameters each mode may store, by field id (the index). Append only: a reader of this
+# version rejects ids it does not know, so a new field that older readers must not ignore needs
+# a new format version.
+PARAM_FIELDS: Mapping[Mode, tuple[str, ...]] = {
+    Mode.LOSSY: ("steps", "steps_sent", "chunk_bits", "margin", "schedule", "lossless_tail"),
+    Mode.LOSSLESS_VDM: ("steps", "image_crc32", "patch_size", "seed_patches"),
+    Mode.LOSSLESS_ARDM: ("steps", "image_crc32", "order"),
+}
+
+
+@dataclass(frozen=True)
+class Header:
+    """Everything a decoder needs before the first chunk."""
+
+    mode: Mode
+    height: int
+    width: int
+    channels: int
+    seed: int
+    model_id: str
+    model_hash: bytes
+    params: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise BitstreamError(f"channels must be 1 or 3, not {self.channels}")
+        if self.height < 1 or self.width < 1:
+            raise BitstreamError(f"image size must be positive, not {self.height}x{self.width}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise BitstreamError(f"seed must be a 32-bit unsigned integer, not {self.seed}")
+        if not _MODEL_ID.fullmatch(self.model_id):
+            raise BitstreamError(f"model id {self.model_id!r} must be 1-64 of [A-Za-z0-9._-]")
+        if len(self.model_hash) != MODEL_HASH_BYTES:
+            raise BitstreamError(f"model hash must be {MODEL_HASH_BYTES} bytes")
+        known = PARAM_FIELDS[self.mode]
+        for name, value in self.params.items():
+            if name not in known:
+                raise BitstreamError(f"{self.mode.label} streams have no parameter {name!r}")
+            if not 0 <= value < 1 << 64:
+                raise BitstreamError(f"parameter {name} must fit in 64 unsigned bits, not {value}")
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
+
+
+@dataclass(frozen=True)
+class Container:
+    """A parsed stream. ``chunks`` holds the complete, checked chunks present; a truncated
+    progressive stream has fewer than ``declared_chunks``."""
+
+    header: Header
+    chunks: tuple[bytes, ...]
+    declared_chunks: int
+    header_bytes: int
+    total_bytes: int
+
+    @property
+    def complete(self) -> bool:
+        return len(self.chunks) == self.declared_chunks
+
+
+def write(header: Header, chunks: Sequence[bytes]) -> bytes:
+    """Serialise ``header`` and ``chunks`` into one stream."""
+    return _header_bytes(header, chunks) + b"".join(chunks)
+
+
+def header_size(header: Header, chunk_lengths: Sequence[int]) -> int:
+    """Bytes taken by the header and chunk table for chunks of these lengths (for rate control)."""
+    return len(_header_bytes(header, [bytes(n) for n in chunk_lengths]))
+
+
+def _header_bytes(header: Header, chunks: Sequence[bytes]) -> bytes:
+    model_id = header.model_id.encode("ascii")
+    out = bytearray(MAGIC)
+    out += bytes([VERSION, header.mode, header.channels])
+    out += varint.encode(header.height) + varint.encode(header.width) + varint.encode(header.seed)
+    out += bytes([len(model_id)]) + model_id + header.model_hash
+    known = PARAM_FIELDS[header.mode]
+    out += varint.encode(len(header.params))
+    for name in sorted(header.params, key=known.index):
+        out += bytes([known.index(name)]) + varint.encode(header.params[name])
+    out += varint.encode(len(chunks))
+    for chunk in chunks:
+        out += varint.encode(len(chunk)) + struct.pack("<I", zlib.crc32(chunk))
+    out += struct.pack("<I", zlib.crc32(out))
+    return bytes(out)
+
+
+class _Reader:
+    """A cursor over the header bytes that raises a named error instead of reading past the end."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.pos = 0
+
+    def take(self, n: int, what: str) -> bytes:
+        if self.pos + n > len(self.data):
+            raise TruncatedStreamError(f"stream ends inside {what} at byte {self.pos}")
+        chunk = bytes(self.data[self.pos : self.pos + n])
+        self.pos += n
+        return chunk
+
+    def byte(self, what: str) -> int:
+        return self.take(1, what)[0]
+
+    def varint(self, what: str) -> int:
+        value, self.pos = varint.decode(self.data, self.pos, what)
+        return value
+
+    @property
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
+
+def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
+    """Parse and check a stream.
+
+    A progressive (lossy) stream cut short yields the complete chunks present; any other mode
+    raises ``TruncatedStreamError``. Corruption, unknown versions and sizes over ``max_pixels``
+    raise the matching ``BitstreamError``.
+    """
+    r = _Reader(data)
+    if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
+        raise NotAContainerError("not a diffc stream (missing the 'DFC' magic)")
+    r.pos = len(MAGIC)
+    version = r.byte("the format version")
+    if version != VERSION:
+        raise UnsupportedVersionError(
+            f"format version {version} is not supported (this diffc reads version {VERSION})"
+        )
+    mode_value = r.byte("the mode")
+    try:
+        mode = Mode(mode_value)
+    except ValueError:
+        raise CorruptStreamError(f"unknown mode {mode_value} at byte {r.pos - 1}") from None
+    channels = r.byte("the channel count")
+    if channels not in (1, 3):
+        raise CorruptStreamError(f"channel count {channels} at byte {r.pos - 1} is not 1 or 3")
+    height = r.varint("the image height")
+    width = r.varint("the image width")
+    if height < 1 or width < 1:
+        raise CorruptStreamError(f"image size {height}x{width} is empty")
+    if height * width > max_pixels:
+        raise LimitExceededError(
+            f"image size {height}x{width} exceeds the limit of {max_pixels} pixels"
+        )
+    seed = r.varint("the seed")
+    if seed > MAX_SEED:
+        raise CorruptStreamError(f"seed {seed} does not fit in 32 bits")
+    id_length = r.byte("the model id length")
+    raw_id = r.take(id_length, "the model id")
+    model_id = raw_id.decode("ascii", errors="replace")
+    if not _MODEL_ID.fullmatch(model_id):
+        raise CorruptStreamError(f"model id {raw_id!r} is not a valid model name")
+    model_hash = r.take(MODEL_HASH_BYTES, "the model hash")
+    known = PARAM_FIELDS[mode]
+    n_params = r.varint("the parameter count")
+    if n_params > len(known):
+        raise CorruptStreamError(
+            f"{n_params} coding parameters declared; {mode.label} streams have at most {len(known)}"
+        )
+    params: dict[str, int] = {}
+    last_id = -1
+    for _ in range(n_params):
+        field_id = r.byte("a parameter id")
+        if field_id >= len(known) or field_id <= last_id:
+            raise CorruptStreamError(
+                f"parameter id {field_id} at byte {r.pos - 1} is unknown or out of order"
+            )
+        last_id = field_id
+        params[known[field_id]] = r.varint(f"parameter {known[field_id]}")
+    n_chunks = r.varint("the chunk count")
+    if n_chunks * _CHUNK_ENTRY_MIN_BYTES > r.remaining:
+        raise TruncatedStreamError(
+            f"chunk table of {n_chunks} entries does not fit in the {r.remaining} bytes left"
+        )
+    table = []
+    for i in range(n_chunks):
+        length = r.varint(f"the length of chunk {i}")
+        (crc,) = struct.unpack("<I", r.take(4, f"the checksum of chunk {i}"))
+        table.append((length, crc))
+    header_end = r.pos
+    (stored_crc,) = struct.unpack("<I", r.take(4, "the header checksum"))
+    if zlib.crc32(r.data[:header_end]) != stored_crc:
+        raise CorruptStreamError("header checksum mismatch: the header or chunk table is corrupt")
+    header = Header(mode, height, width, channels, seed, model_id, model_hash, params)
+
+    chunks = []
+    pos = r.pos
+    for i, (length, crc) in enumerate(table):
+        if pos + length > len(data):
+            if not mode.progressive:
+                raise TruncatedStreamError(
+                    f"stream truncated: chunk {i} of {n_chunks} needs {pos + length - len(data)} "
+                    f"more bytes; a {mode.label} stream must be complete"
+                )
+            break
+        chunk = bytes(r.data[pos : pos + length])
+        if zlib.crc32(chunk) != crc:
+            raise CorruptStreamError(f"checksum mismatch in chunk {i} (bytes {pos}-{pos + length})")
+        chunks.append(chunk)
+        pos += length
+    else:
+        if pos != len(data):
+            raise CorruptStreamError(f"{len(data) - pos} unexpected bytes after the last chunk")
+    return Container(header, tuple(chunks), n_chunks, header_end + 4, len(data))

@@ -1,0 +1,1 @@
+"""The ``diffc`` command-line interface: parses, calls the Python API, prints."""

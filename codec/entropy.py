@@ -1,0 +1,289 @@
+"""The one rANS layer: every coder pushes and pops through here, and only here talks to constriction.
+
+A ``Stack`` wraps ``constriction.stream.stack.AnsCoder`` (a stack: ``push`` then ``pop`` returns the
+same symbols). Distributions are vectorised families built from quantised float64 parameters, so
+that encoder and decoder hand constriction the very same numbers:
+
+- ``gaussian``: values on a grid of width ``bin_width``, each distribution's support the
+  ``2 * radius + 1`` bins centred on its (quantised) mean, as bits-back along a diffusion chain needs;
+- ``categorical`` / ``categorical_from_logits``: probability tables with a floor;
+- ``uniform``: integers in ``[0, size)``.
+
+The stack keeps the ideal cost (-log2 p) of what was pushed and popped, so that coders can report
+actual bits against their theoretical value. Popping from an empty stack raises instead of
+silently returning the lowest symbol, as constriction would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import constriction
+import numpy as np
+from scipy import special
+
+PARAM_QUANTUM = 2.0**-16  # grid of means and stds (in bins) and of logits fed to the coder
+PROB_QUANTUM = 2.0**-40  # grid of probabilities fed to the coder
+MIN_PROB = 2.0**-24  # constriction's smallest representable probability (24-bit precision)
+DEFAULT_FLOOR = 2.0**-20  # probability floor of categoricals
+MIN_STD = 2.0**-8  # smallest std, in bins, of a Gaussian
+_OVERRUN_SLACK_BITS = 32.0
+
+
+class EntropyCodingError(Exception):
+    """A symbol or parameter that cannot be coded, or a stack used wrongly."""
+
+
+class EmptyStackError(EntropyCodingError):
+    """A pop found no data on the stack: a truncated stream or too few initial bits."""
+
+
+def _quantise(x: np.ndarray, quantum: float) -> np.ndarray:
+    return np.round(np.asarray(x, dtype=np.float64) / quantum) * quantum
+
+
+class Distribution(Protocol):
+    """A batch of distributions, one per symbol, that the stack can code."""
+
+    def size(self) -> int: ...
+
+    def to_coder(self, symbols: np.ndarray) -> np.ndarray:
+        """Map symbols to constriction's alphabet, raising if any lies outside the support."""
+
+    def from_coder(self, coded: np.ndarray) -> np.ndarray:
+        """Map constriction's symbols back."""
+
+    def model_and_params(self) -> tuple[object, tuple[np.ndarray, ...]]:
+        """The constriction model family and its per-symbol parameters."""
+
+    def cost_bits(self, symbols: np.ndarray) -> np.ndarray:
+        """Ideal information content -log2 p(symbol) of each symbol, in bits."""
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    """N(mean, std^2) discretised on the grid ``bin_width * k``; symbols are the grid indices k.
+
+    Bins are centred on grid points; the support of each distribution is ``radius`` bins either
+    side of the grid point nearest its mean. Means and stds are held in bins, quantised.
+    """
+
+    centre: np.ndarray  # (n,) int64 grid index nearest the mean
+    offset: np.ndarray  # (n,) float64 mean - centre, in bins
+    std: np.ndarray  # (n,) float64 std in bins
+    radius: int
+
+    def size(self) -> int:
+        return self.centre.size
+
+    def to_coder(self, symbols: np.ndarray) -> np.ndarray:
+        k = np.asarray(symbols, dtype=np.int64).reshape(-1) - self.centre
+        if k.size and np.abs(k).max() > self.radius:
+            i = int(np.argmax(np.abs(k)))
+            raise EntropyCodingError(
+                f"symbol {int(k[i] + self.centre[i])} lies {int(k[i])} bins from its mean, outside "
+                f"the coded support of +-{self.radius} bins"
+            )
+        return k.astype(np.int32)
+
+    def from_coder(self, coded: np.ndarray) -> np.ndarray:
+        return coded.astype(np.int64) + self.centre
+
+    def model_and_params(self) -> tuple[object, tuple[np.ndarray, ...]]:
+        model = constriction.stream.model.QuantizedGaussian(-self.radius, self.radius)
+        return model, (self.offset, self.std)
+
+    def cost_bits(self, symbols: np.ndarray) -> np.ndarray:
+        k = np.asarray(symbols, dtype=np.int64).reshape(-1) - self.centre
+        upper = (k + 0.5 - self.offset) / self.std
+        lower = (k - 0.5 - self.offset) / self.std
+        # integrate on the side of the mean where the tail is small, for precision
+        above = lower > 0
+        mass = np.where(
+            above, special.ndtr(-lower) - special.ndtr(-upper), special.ndtr(upper) - special.ndtr(lower)
+        )
+        total = special.ndtr((self.radius + 0.5 - self.offset) / self.std) - special.ndtr(
+            (-self.radius - 0.5 - self.offset) / self.std
+        )
+        return -np.log2(np.maximum(mass / total, MIN_PROB))
+
+
+def gaussian(
+    means: np.ndarray, stds: np.ndarray, bin_width: float, radius: int = 1 << 12
+) -> Gaussian:
+    """Gaussians with these means and stds (in value units) on the grid ``bin_width * k``."""
+    if not (bin_width > 0 and math.isfinite(bin_width)):
+        raise EntropyCodingError(f"bin width must be positive and finite, not {bin_width}")
+    if not 1 <= radius < 1 << 30:
+        raise EntropyCodingError(f"radius must be in [1, 2**30), not {radius}")
+    m = _quantise(np.asarray(means, dtype=np.float64).reshape(-1) / bin_width, PARAM_QUANTUM)
+    s = _quantise(np.asarray(stds, dtype=np.float64).reshape(-1) / bin_width, PARAM_QUANTUM)
+    if m.shape != s.shape:
+        raise EntropyCodingError(f"{m.size} means but {s.size} stds")
+    if not (np.isfinite(m).all() and np.isfinite(s).all()) or (s <= 0).any():
+        raise EntropyCodingError("Gaussian means must be finite and stds positive")
+    centre = np.round(m).astype(np.int64)
+    return Gaussian(centre, m - centre, np.maximum(s, MIN_STD), radius)
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """Categoricals over {0, ..., K-1}, one probability row per symbol."""
+
+    probs: np.ndarray  # (n, K) float64, floored, normalised, quantised
+
+    def size(self) -> int:
+        return self.probs.shape[0]
+
+    def to_coder(self, symbols: np.ndarray) -> np.ndarray:
+        s = np.asarray(symbols, dtype=np.int64).reshape(-1)
+        k = self.probs.shape[1]
+        if s.size and (s.min() < 0 or s.max() >= k):
+            raise EntropyCodingError(f"categorical symbols must lie in [0, {k}), got {s.min()}..{s.max()}")
+        return s.astype(np.int32)
+
+    def from_coder(self, coded: np.ndarray) -> np.ndarray:
+        return coded.astype(np.int64)
+
+    def model_and_params(self) -> tuple[object, tuple[np.ndarray, ...]]:
+        return constriction.stream.model.Categorical(perfect=False), (self.probs,)
+
+    def cost_bits(self, symbols: np.ndarray) -> np.ndarray:
+        s = np.asarray(symbols, dtype=np.int64).reshape(-1)
+        return -np.log2(self.probs[np.arange(s.size), s])
+
+
+def categorical(probs: np.ndarray, floor: float = DEFAULT_FLOOR) -> Categorical:
+    """Categoricals from a (n, K) table of nonnegative weights, floored at ``floor`` after
+    normalisation so that every symbol stays codable."""
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise EntropyCodingError(f"categorical probabilities must have shape (n, K>=2), not {p.shape}")
+    if not np.isfinite(p).all() or (p < 0).any() or (p.sum(axis=1) <= 0).any():
+        raise EntropyCodingError("categorical probabilities must be finite, nonnegative, not all zero")
+    if not 0 < floor * p.shape[1] < 1:
+        raise EntropyCodingError(f"floor {floor} is impossible for {p.shape[1]} symbols")
+    p = p / p.sum(axis=1, keepdims=True)
+    p = np.maximum(p, floor)
+    p = _quantise(p / p.sum(axis=1, keepdims=True), PROB_QUANTUM)
+    return Categorical(p / p.sum(axis=1, keepdims=True))
+
+
+def categorical_from_logits(logits: np.ndarray, floor: float = DEFAULT_FLOOR) -> Categorical:
+    """Categoricals from (n, K) logits, quantised before the softmax (float64)."""
+    z = _quantise(logits, PARAM_QUANTUM)
+    z = z - z.max(axis=-1, keepdims=True)
+    return categorical(np.exp(z), floor)
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """Uniform integers in [0, size), one size per symbol."""
+
+    sizes: np.ndarray  # (n,) int32
+
+    def size(self) -> int:
+        return self.sizes.size
+
+    def to_coder(self, symbols: np.ndarray) -> np.ndarray:
+        s = np.asarray(symbols, dtype=np.int64).reshape(-1)
+        if s.size and ((s < 0).any() or (s >= self.sizes).any()):
+            raise EntropyCodingError("uniform symbols must lie in [0, size)")
+        return s.astype(np.int32)
+
+    def from_coder(self, coded: np.ndarray) -> np.ndarray:
+        return coded.astype(np.int64)
+
+    def model_and_params(self) -> tuple[object, tuple[np.ndarray, ...]]:
+        return constriction.stream.model.Uniform(), (self.sizes,)
+
+    def cost_bits(self, symbols: np.ndarray) -> np.ndarray:
+        return np.log2(self.sizes.astype(np.float64))
+
+
+def uniform(sizes: np.ndarray | int, n: int | None = None) -> Uniform:
+    """Uniform integers below ``sizes`` (an array, or one size repeated ``n`` times)."""
+    s = np.asarray(sizes, dtype=np.int64).reshape(-1)
+    if n is not None:
+        s = np.broadcast_to(s, (n,))
+    if s.size and (s.min() < 2 or s.max() >= 1 << 24):
+        raise EntropyCodingError("uniform sizes must lie in [2, 2**24)")
+    return Uniform(s.astype(np.int32))
+
+
+class Stack:
+    """An rANS stack with bit accounting. Push arrays of symbols; pop returns them in the same order.
+
+    ``ideal_bits`` is the information pushed minus the information popped, so after a sequence of
+    pushes ``num_bits() - ideal_bits`` is the coder's overhead.
+    """
+
+    def __init__(self, words: np.ndarray | None = None, *, seal: bool = False) -> None:
+        if words is None:
+            self._coder = constriction.stream.stack.AnsCoder()
+        else:
+            w = np.ascontiguousarray(words, dtype=np.uint32)
+            self._coder = constriction.stream.stack.AnsCoder(w, seal=seal)
+        self.ideal_bits = 0.0
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, seal: bool = False) -> Stack:
+        if len(data) % 4:
+            raise EntropyCodingError(f"rANS data must be whole 32-bit words, got {len(data)} bytes")
+        return cls(np.frombuffer(data, dtype="<u4"), seal=seal)
+
+    def to_words(self, *, unseal: bool = False) -> np.ndarray:
+        try:
+            return self._coder.get_compressed(unseal=unseal)
+        except BaseException as exc:  # constriction raises its own types
+            raise EntropyCodingError(f"cannot unseal the stack: {exc}") from None
+
+    def to_bytes(self, *, unseal: bool = False) -> bytes:
+        return self.to_words(unseal=unseal).astype("<u4").tobytes()
+
+    def num_bits(self) -> int:
+        """Bits the stack occupies, rounded up to whole 32-bit words."""
+        return int(self._coder.num_bits())
+
+    def num_valid_bits(self) -> int:
+        return int(self._coder.num_valid_bits())
+
+    def is_empty(self) -> bool:
+        return bool(self._coder.is_empty())
+
+    def push(self, symbols: np.ndarray, dist: Distribution) -> float:
+        """Push ``symbols`` (any shape, flattened) with one distribution each; return their ideal
+        cost in bits."""
+        symbols = np.asarray(symbols).reshape(-1)
+        if symbols.size != dist.size():
+            raise EntropyCodingError(f"{symbols.size} symbols but {dist.size()} distributions")
+        if not symbols.size:
+            return 0.0
+        coded = dist.to_coder(symbols)
+        model, params = dist.model_and_params()
+        self._coder.encode_reverse(coded, model, *params)
+        cost = float(dist.cost_bits(symbols).sum())
+        self.ideal_bits += cost
+        return cost
+
+    def pop(self, dist: Distribution, *, allow_empty: bool = False) -> np.ndarray:
+        """Pop one symbol per distribution. Raises ``EmptyStackError`` if the stack is empty, or runs
+        dry during the pop, unless ``allow_empty``."""
+        n = dist.size()
+        if not n:
+            return np.zeros(0, dtype=np.int64)
+        available = self.num_valid_bits()
+        if not allow_empty and self.is_empty():
+            raise EmptyStackError(f"cannot pop {n} symbols: the rANS stack is empty")
+        model, params = dist.model_and_params()
+        symbols = dist.from_coder(np.asarray(self._coder.decode(model, *params)))
+        cost = float(dist.cost_bits(symbols).sum())
+        if not allow_empty and self.is_empty() and cost > available + _OVERRUN_SLACK_BITS:
+            raise EmptyStackError(
+                f"the rANS stack ran out: popping {n} symbols needed about {cost:.0f} bits but "
+                f"only {available} were left (truncated stream or too few initial bits)"
+            )
+        self.ideal_bits -= cost
+        return symbols

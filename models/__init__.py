@@ -1,0 +1,1 @@
+"""Flax networks and their maths (pure JAX): noise schedules, denoisers, VDM and ARDM."""
