@@ -30,6 +30,10 @@ MIN_PROB = 2.0**-24  # constriction's smallest representable probability (24-bit
 DEFAULT_FLOOR = 2.0**-20  # probability floor of categoricals
 MIN_STD = 2.0**-8  # smallest std, in bins, of a Gaussian
 _OVERRUN_SLACK_BITS = 32.0
+# constriction's 24-bit probabilities cost up to ~1 bit a symbol less than -log2 p for symbols
+# near probability 2**-24 (measured); a pop is an overrun only beyond this drift
+_OVERRUN_SLACK_BITS_PER_SYMBOL = 1.0
+_PRECISION_BITS = 24  # below this many valid bits, constriction decodes the lowest symbol forever
 
 
 class EntropyCodingError(Exception):
@@ -97,17 +101,15 @@ class Gaussian:
 
     def cost_bits(self, symbols: np.ndarray) -> np.ndarray:
         k = np.asarray(symbols, dtype=np.int64).reshape(-1) - self.centre
-        upper = (k + 0.5 - self.offset) / self.std
-        lower = (k - 0.5 - self.offset) / self.std
+        # constriction's leaky quantizer gives the tails beyond the support to the edge bins
+        upper = np.where(k >= self.radius, np.inf, (k + 0.5 - self.offset) / self.std)
+        lower = np.where(k <= -self.radius, -np.inf, (k - 0.5 - self.offset) / self.std)
         # integrate on the side of the mean where the tail is small, for precision
         above = lower > 0
         mass = np.where(
             above, special.ndtr(-lower) - special.ndtr(-upper), special.ndtr(upper) - special.ndtr(lower)
         )
-        total = special.ndtr((self.radius + 0.5 - self.offset) / self.std) - special.ndtr(
-            (-self.radius - 0.5 - self.offset) / self.std
-        )
-        return -np.log2(np.maximum(mass / total, MIN_PROB))
+        return -np.log2(np.maximum(mass, MIN_PROB))
 
 
 def gaussian(
@@ -116,13 +118,14 @@ def gaussian(
     """Gaussians with these means and stds (in value units) on the grid ``bin_width * k``."""
     if not (bin_width > 0 and math.isfinite(bin_width)):
         raise EntropyCodingError(f"bin width must be positive and finite, not {bin_width}")
-    if not 1 <= radius < 1 << 30:
-        raise EntropyCodingError(f"radius must be in [1, 2**30), not {radius}")
+    if not 1 <= radius < 1 << 23:  # constriction needs 2 * radius + 1 < 2**24 bins
+        raise EntropyCodingError(f"radius must be in [1, 2**23), not {radius}")
     m = _quantise(np.asarray(means, dtype=np.float64).reshape(-1) / bin_width, PARAM_QUANTUM)
-    s = _quantise(np.asarray(stds, dtype=np.float64).reshape(-1) / bin_width, PARAM_QUANTUM)
+    raw_s = np.asarray(stds, dtype=np.float64).reshape(-1)
+    s = _quantise(raw_s / bin_width, PARAM_QUANTUM)  # below MIN_STD it is floored, not refused
     if m.shape != s.shape:
         raise EntropyCodingError(f"{m.size} means but {s.size} stds")
-    if not (np.isfinite(m).all() and np.isfinite(s).all()) or (s <= 0).any():
+    if not (np.isfinite(m).all() and np.isfinite(s).all()) or (raw_s <= 0).any():
         raise EntropyCodingError("Gaussian means must be finite and stds positive")
     centre = np.round(m).astype(np.int64)
     return Gaussian(centre, m - centre, np.maximum(s, MIN_STD), radius)
@@ -130,12 +133,18 @@ def gaussian(
 
 @dataclass(frozen=True)
 class Categorical:
-    """Categoricals over {0, ..., K-1}, one probability row per symbol."""
+    """Categoricals over {0, ..., K-1}: one probability row per symbol, or one row shared by
+    ``count`` i.i.d. symbols (coded with one concrete constriction model)."""
 
-    probs: np.ndarray  # (n, K) float64, floored, normalised, quantised
+    probs: np.ndarray  # (n, K) or, shared, (1, K) float64, floored, normalised, quantised
+    count: int
+
+    @property
+    def shared(self) -> bool:
+        return self.probs.shape[0] == 1 and self.count != 1
 
     def size(self) -> int:
-        return self.probs.shape[0]
+        return self.count
 
     def to_coder(self, symbols: np.ndarray) -> np.ndarray:
         s = np.asarray(symbols, dtype=np.int64).reshape(-1)
@@ -148,16 +157,17 @@ class Categorical:
         return coded.astype(np.int64)
 
     def model_and_params(self) -> tuple[object, tuple[np.ndarray, ...]]:
+        if self.shared:
+            return constriction.stream.model.Categorical(self.probs[0], perfect=False), ()
         return constriction.stream.model.Categorical(perfect=False), (self.probs,)
 
     def cost_bits(self, symbols: np.ndarray) -> np.ndarray:
         s = np.asarray(symbols, dtype=np.int64).reshape(-1)
-        return -np.log2(self.probs[np.arange(s.size), s])
+        rows = np.zeros_like(s) if self.shared else np.arange(s.size)
+        return -np.log2(self.probs[rows, s])
 
 
-def categorical(probs: np.ndarray, floor: float = DEFAULT_FLOOR) -> Categorical:
-    """Categoricals from a (n, K) table of nonnegative weights, floored at ``floor`` after
-    normalisation so that every symbol stays codable."""
+def _normalise(probs: np.ndarray, floor: float) -> np.ndarray:
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] < 2:
         raise EntropyCodingError(f"categorical probabilities must have shape (n, K>=2), not {p.shape}")
@@ -168,7 +178,21 @@ def categorical(probs: np.ndarray, floor: float = DEFAULT_FLOOR) -> Categorical:
     p = p / p.sum(axis=1, keepdims=True)
     p = np.maximum(p, floor)
     p = _quantise(p / p.sum(axis=1, keepdims=True), PROB_QUANTUM)
-    return Categorical(p / p.sum(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def categorical(probs: np.ndarray, floor: float = DEFAULT_FLOOR) -> Categorical:
+    """Categoricals from a (n, K) table of nonnegative weights, floored at ``floor`` after
+    normalisation so that every symbol stays codable."""
+    p = _normalise(probs, floor)
+    return Categorical(p, p.shape[0])
+
+
+def categorical_iid(probs: np.ndarray, count: int, floor: float = DEFAULT_FLOOR) -> Categorical:
+    """``count`` i.i.d. symbols from one (K,) table of weights, floored like ``categorical``."""
+    if count < 0:
+        raise EntropyCodingError(f"symbol count must be nonnegative, not {count}")
+    return Categorical(_normalise(np.asarray(probs)[None, :], floor), count)
 
 
 def categorical_from_logits(logits: np.ndarray, floor: float = DEFAULT_FLOOR) -> Categorical:
@@ -225,7 +249,10 @@ class Stack:
             self._coder = constriction.stream.stack.AnsCoder()
         else:
             w = np.ascontiguousarray(words, dtype=np.uint32)
-            self._coder = constriction.stream.stack.AnsCoder(w, seal=seal)
+            try:
+                self._coder = constriction.stream.stack.AnsCoder(w, seal=seal)
+            except ValueError as exc:  # an unsealed stream that ends in a zero word
+                raise EntropyCodingError(f"invalid rANS data: {exc}") from None
         self.ideal_bits = 0.0
 
     @classmethod
@@ -278,9 +305,14 @@ class Stack:
         if not allow_empty and self.is_empty():
             raise EmptyStackError(f"cannot pop {n} symbols: the rANS stack is empty")
         model, params = dist.model_and_params()
-        symbols = dist.from_coder(np.asarray(self._coder.decode(model, *params)))
+        decoded = self._coder.decode(model, *params) if params else self._coder.decode(model, n)
+        symbols = dist.from_coder(np.asarray(decoded))
         cost = float(dist.cost_bits(symbols).sum())
-        if not allow_empty and self.is_empty() and cost > available + _OVERRUN_SLACK_BITS:
+        # constriction never empties a stack that runs dry: its state gets stuck below the
+        # precision, decoding the lowest symbol for free, so look at the cost instead
+        slack = _OVERRUN_SLACK_BITS + _OVERRUN_SLACK_BITS_PER_SYMBOL * n
+        dry = self.num_valid_bits() < _PRECISION_BITS
+        if not allow_empty and dry and cost > available + slack:
             raise EmptyStackError(
                 f"the rANS stack ran out: popping {n} symbols needed about {cost:.0f} bits but "
                 f"only {available} were left (truncated stream or too few initial bits)"
