@@ -174,6 +174,8 @@ def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
     raise the matching ``BitstreamError``.
     """
     r = _Reader(data)
+    if 0 < len(data) < len(MAGIC) and MAGIC.startswith(bytes(data)):
+        raise TruncatedStreamError(f"stream ends inside the magic at byte {len(data)}")
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
         raise NotAContainerError("not a diffc stream (missing the 'DFC' magic)")
     r.pos = len(MAGIC)

@@ -240,19 +240,24 @@ def uniform(sizes: np.ndarray | int, n: int | None = None) -> Uniform:
 class Stack:
     """An rANS stack with bit accounting. Push arrays of symbols; pop returns them in the same order.
 
+    ``Stack()`` starts sealed (constriction's ``seal=True``: one guard word at the bottom), so that
+    the coder state never collapses to zero: a stream whose symbols cost nothing still holds its
+    guard, a pop past the guard is detected as running dry, and ``exhausted()`` tells a decoder
+    that it consumed exactly what was pushed. ``Stack.from_bytes`` reads such a stream back;
+    ``Stack(words, seal=True)`` seeds a bits-back stack with initial words.
+
     ``ideal_bits`` is the information pushed minus the information popped, so after a sequence of
     pushes ``num_bits() - ideal_bits`` is the coder's overhead.
     """
 
     def __init__(self, words: np.ndarray | None = None, *, seal: bool = False) -> None:
         if words is None:
-            self._coder = constriction.stream.stack.AnsCoder()
-        else:
-            w = np.ascontiguousarray(words, dtype=np.uint32)
-            try:
-                self._coder = constriction.stream.stack.AnsCoder(w, seal=seal)
-            except ValueError as exc:  # an unsealed stream that ends in a zero word
-                raise EntropyCodingError(f"invalid rANS data: {exc}") from None
+            words, seal = np.zeros(0, dtype=np.uint32), True
+        w = np.ascontiguousarray(words, dtype=np.uint32)
+        try:
+            self._coder = constriction.stream.stack.AnsCoder(w, seal=seal)
+        except ValueError as exc:  # an unsealed stream that ends in a zero word
+            raise EntropyCodingError(f"invalid rANS data: {exc}") from None
         self.ideal_bits = 0.0
 
     @classmethod
@@ -278,7 +283,16 @@ class Stack:
         return int(self._coder.num_valid_bits())
 
     def is_empty(self) -> bool:
+        """True when the stack holds no words at all; a sealed stack is never empty."""
         return bool(self._coder.is_empty())
+
+    def exhausted(self) -> bool:
+        """True when nothing but the guard word of a sealed stack (or nothing at all) remains: a
+        decoder that popped everything that was pushed ends here."""
+        if self._coder.is_empty():
+            return True
+        words = self._coder.get_compressed()
+        return words.size == 1 and int(words[0]) == 1
 
     def push(self, symbols: np.ndarray, dist: Distribution) -> float:
         """Push ``symbols`` (any shape, flattened) with one distribution each; return their ideal
