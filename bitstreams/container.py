@@ -55,7 +55,7 @@ class Mode(enum.IntEnum):
 # version rejects ids it does not know, so a new field that older readers must not ignore needs
 # a new format version.
 PARAM_FIELDS: Mapping[Mode, tuple[str, ...]] = {
-    Mode.LOSSY: ("steps", "steps_sent", "chunk_bits", "margin", "schedule", "lossless_tail"),
+    Mode.LOSSY: ("steps", "chunk_bits", "margin", "lossless_tail"),
     Mode.LOSSLESS_VDM: ("steps", "image_crc32", "patch_size", "seed_patches"),
     Mode.LOSSLESS_ARDM: ("steps", "image_crc32", "order"),
 }

@@ -1,0 +1,61 @@
+"""A trained VDM bound for coding: the jitted network calls that encoder and decoder share.
+
+Encoder and decoder must compute the prior p(z_s | z_t) bit for bit alike, so both call the same
+jitted functions here, on the same shapes, and nothing else feeds the coded quantities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from diffc.models import vdm
+from diffc.models.configs import VDMConfig
+
+
+@dataclass(frozen=True, eq=False)
+class Denoiser:
+    """A VDM prior with its parameters bound: ``name`` and ``weights_sha256`` identify it in streams."""
+
+    config: VDMConfig
+    params: Any = field(repr=False)
+    name: str
+    weights_sha256: str
+
+    @property
+    def hash8(self) -> bytes:
+        """The first 8 bytes of the weights' sha256, as stored in stream headers."""
+        return bytes.fromhex(self.weights_sha256[:16])
+
+    @cached_property
+    def _fns(self) -> tuple[vdm.GammaFn, vdm.EpsFn]:
+        return vdm.bound_fns(self.config, self.params)
+
+    @cached_property
+    def gamma_range(self) -> tuple[float, float]:
+        """(gamma(0), gamma(1)): the schedule's endpoints, lowest and highest noise."""
+        gamma_fn = self._fns[0]
+        g = np.asarray(jax.jit(gamma_fn)(jnp.array([0.0, 1.0], jnp.float32)), np.float64)
+        return float(g[0]), float(g[1])
+
+    @cached_property
+    def eps(self) -> vdm.EpsFn:
+        """Jitted eps_hat(z_t (B, H, W, C), gamma_t (B,))."""
+        return jax.jit(self._fns[1])
+
+    @cached_property
+    def prior_step(self):
+        """Jitted (z_t, gamma_t, gamma_s) -> (mean, std) of p(z_s | z_t) (VDM eq. 27), float32."""
+        eps_fn = self._fns[1]
+
+        def step(z_t: jax.Array, gamma_t: jax.Array, gamma_s: jax.Array) -> tuple[jax.Array, jax.Array]:
+            g_t, g_s = gamma_t.reshape(1), gamma_s.reshape(1)
+            mean, var = vdm.model_step(z_t, eps_fn(z_t, g_t), g_s, g_t)
+            return mean, jnp.sqrt(var)
+
+        return jax.jit(step)

@@ -1,0 +1,404 @@
+"""Lossy DiffC (Theis, Salimans, Hoffman, Mentzer 2022): send a noisy image step by step.
+
+The sender and receiver share a seed. Step 0 codes z at the highest noise level gamma(1) against
+N(0, sigma_1^2 I); each later step t -> s of a grid codes a sample of q(z_s | z_t, x) against the
+receiver's prior p(z_s | z_t) by reverse channel coding (``rcc``). The receiver can stop after any
+step and denoise the z it holds (``reconstruct``), so the stream is progressive.
+
+The grid is planned per image: the sender measures the ideal rate curve of the image (the
+integrand 0.5 e^-gamma ||x - x_hat(z_gamma)||^2 of VDM's diffusion loss, eq. 17 in gamma) and places
+the steps at equal shares of the ideal bits up to the noise level that the budget reaches. The grid
+(gamma values, 16-bit fixed point) opens chunk 0. Steps are grouped into container chunks of a
+similar share of the bits; rate control keeps the longest prefix of steps that fits the budget.
+With no budget the grid goes down to gamma(0) and a last chunk codes the pixels with the
+discretised decoder p(x | z_0): the same stream then ends lossless.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from diffc import bitstreams
+from diffc.bitstreams import Mode
+from diffc.codec import entropy, rcc
+from diffc.codec.denoiser import Denoiser
+from diffc.models import vdm
+
+Method = Literal["flow", "ancestral", "mean"]
+GAMMA_LO, GAMMA_SCALE, GAMMA_CODES = -24.0, 2048.0, 1 << 16  # grid gamma = code / 2048 - 24
+_MIN_CHUNK_BITS = 512
+_TAIL_SLICE = 1 << 16  # subpixels per categorical batch of the lossless tail
+
+
+class LossyError(Exception):
+    """A stream this decoder cannot use (other model, inconsistent chunks)."""
+
+
+@dataclass(frozen=True)
+class LossyConfig:
+    """Knobs of the lossy coder; the defaults suit a CPU."""
+
+    steps: int = 12
+    rcc: rcc.RccConfig = field(default_factory=rcc.RccConfig)
+    overhead: float = 1.15  # expected coded bits over ideal bits, to plan the grid
+    chunk_share: float = 0.125  # group steps into chunks of about this share of the stream
+    curve_points: int = 16  # network calls spent measuring the rate curve
+
+
+@dataclass
+class StepStats:
+    gamma: float
+    kl_bits: float
+    ideal_bits: float
+    chunks: int
+
+
+@dataclass
+class EncodeResult:
+    data: bytes
+    steps: list[StepStats]
+    seconds: dict[str, float]
+    lossless: bool
+
+    @property
+    def kl_bits(self) -> float:
+        return sum(s.kl_bits for s in self.steps)
+
+
+def pixels_to_model(pixels: np.ndarray) -> jax.Array:
+    """(H, W, C) uint8, C in {1, 3}, to the (1, H, W, 3) x in [-1, 1] the RGB model codes
+    (grayscale repeated on three channels)."""
+    k = np.asarray(pixels)
+    if k.ndim == 2:
+        k = k[..., None]
+    if k.shape[-1] == 1:
+        k = np.repeat(k, 3, axis=-1)
+    return vdm.pixels_to_x(jnp.asarray(k[None]))
+
+
+def model_to_pixels(x: jax.Array, channels: int) -> np.ndarray:
+    """(1, H, W, 3) x to (H, W, channels) uint8 at the nearest bin centre."""
+    x = np.asarray(x[0], np.float64)
+    if channels == 1:
+        x = x.mean(axis=-1, keepdims=True)
+    return np.clip(np.round((x + 1.0) * 128.0 - 0.5), 0, 255).astype(np.uint8)
+
+
+def _gamma_code(gamma: float) -> int:
+    return int(np.clip(round((gamma - GAMMA_LO) * GAMMA_SCALE), 0, GAMMA_CODES - 1))
+
+
+def _gamma_value(code: int) -> float:
+    return code / GAMMA_SCALE + GAMMA_LO
+
+
+@jax.jit
+def _apply(mean: jax.Array, std: jax.Array, eps: jax.Array) -> jax.Array:
+    return mean + std * eps.reshape(mean.shape)
+
+
+@jax.jit
+def _initial(x_shape_like: jax.Array, gamma_1: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """p(z_1) = N(0, sigma_1^2 I): the step-0 prior, with the variance of q(z_1 | x)."""
+    _, sigma = vdm.alpha_sigma(gamma_1)
+    return jnp.zeros_like(x_shape_like), jnp.broadcast_to(sigma, (1, 1, 1, 1))
+
+
+@jax.jit
+def _posterior_mean(z_t: jax.Array, x: jax.Array, gamma_t: jax.Array, gamma_s: jax.Array) -> jax.Array:
+    return vdm.posterior(z_t, x, gamma_s.reshape(1), gamma_t.reshape(1))[0]
+
+
+_pixel_logits = jax.jit(vdm.decoder_logits)
+
+
+def rate_curve(den: Denoiser, x: jax.Array, points: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ideal cumulative bits to reach each gamma of a grid from gamma(1) down to gamma(0):
+    the prior KL plus the integral of 0.5 e^-gamma ||x - x_hat(z_gamma)||^2 (VDM eq. 17 in gamma),
+    one network call per point, log-linear between points."""
+    g0, g1 = den.gamma_range
+    gammas = np.linspace(g1, g0, points)
+    keys = jax.random.split(jax.random.key(seed), points)
+    density = np.empty(points)
+    for i, g in enumerate(gammas):
+        gamma = jnp.full((1,), g, jnp.float32)
+        z = vdm.diffuse(x, gamma, jax.random.normal(keys[i], x.shape))
+        err = x - vdm.x_hat(z, gamma, den.eps(z, gamma))
+        density[i] = 0.5 * math.exp(-g) * float(jnp.sum(err * err)) / math.log(2)
+    alpha1_sq = 1.0 / (1.0 + math.exp(g1))
+    prior = float(jnp.sum(x * x)) * alpha1_sq / (2 * (1.0 - alpha1_sq)) / math.log(2)
+    fine = np.linspace(g1, g0, 64 * points)
+    log_density = np.interp(-fine, -gammas, np.log(np.maximum(density, 1e-30)))
+    steps = np.exp(log_density)
+    cumulative = prior + np.concatenate([[0.0], np.cumsum(0.5 * (steps[1:] + steps[:-1]) * np.abs(np.diff(fine)))])
+    return fine, cumulative
+
+
+def plan_grid(gammas: np.ndarray, cumulative: np.ndarray, target_bits: float | None, steps: int) -> list[int]:
+    """Gamma codes of ``steps`` steps at equal shares of the ideal bits, down to where
+    ``cumulative`` reaches ``target_bits`` (or to gamma(0) when None)."""
+    end_bits = cumulative[-1] if target_bits is None else min(target_bits, cumulative[-1])
+    start = cumulative[0]
+    shares = start + (end_bits - start) * np.arange(1, steps + 1) / steps
+    grid = np.interp(shares, cumulative, gammas)
+    if target_bits is None:
+        grid[-1] = gammas[-1]
+    codes = []
+    previous = _gamma_code(gammas[0])
+    for g in grid:
+        code = min(_gamma_code(float(g)), previous - 1)  # strictly decreasing
+        codes.append(max(code, 0))
+        previous = codes[-1]
+    if target_bits is None:
+        codes[-1] = _gamma_code(gammas[-1])
+    return codes
+
+
+def _group(step_bits: list[float], share: float) -> list[int]:
+    """Number of steps in each chunk: consecutive steps until a chunk holds ``share`` of the bits."""
+    limit = max(share * sum(step_bits), _MIN_CHUNK_BITS)
+    groups, current, bits = [], 0, 0.0
+    for b in step_bits:
+        current, bits = current + 1, bits + b
+        if bits >= limit:
+            groups.append(current)
+            current, bits = 0, 0.0
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _chunk_bytes(codes: list[rcc.StepCode], grid: list[int] | None, config: LossyConfig, max_steps: int) -> bytes:
+    """One chunk: its steps' codes, then the count of steps, then (chunk 0) the grid, pushed in
+    reverse so that the decoder pops grid, count, step codes in order."""
+    stack = entropy.Stack()
+    for code in reversed(codes):
+        rcc.push(stack, code, config.rcc)
+    stack.push(np.array([len(codes)]), entropy.uniform(max_steps + 1, 1))
+    if grid is not None:
+        stack.push(np.array(grid), entropy.uniform(GAMMA_CODES, len(grid)))
+    return stack.to_bytes()
+
+
+def _tail_bytes(pixels_rgb: np.ndarray, z_0: jax.Array, gamma_0: jax.Array) -> bytes:
+    """The lossless tail: every subpixel with the discretised decoder p(x | z_0) (VDM eq. 28-30)."""
+    stack = entropy.Stack()
+    flat = pixels_rgb.reshape(-1)
+    z = z_0.reshape(-1)
+    starts = list(range(0, flat.size, _TAIL_SLICE))
+    for start in reversed(starts):
+        logits = np.asarray(_pixel_logits(z[start : start + _TAIL_SLICE], gamma_0), np.float64)
+        stack.push(flat[start : start + _TAIL_SLICE], entropy.categorical_from_logits(logits))
+    return stack.to_bytes()
+
+
+def _pop_tail(data: bytes, z_0: jax.Array, gamma_0: jax.Array) -> np.ndarray:
+    stack = entropy.Stack.from_bytes(data)
+    z = z_0.reshape(-1)
+    out = []
+    for start in range(0, z.size, _TAIL_SLICE):
+        logits = np.asarray(_pixel_logits(z[start : start + _TAIL_SLICE], gamma_0), np.float64)
+        out.append(stack.pop(entropy.categorical_from_logits(logits)))
+    if not stack.exhausted():
+        raise bitstreams.CorruptStreamError("the lossless tail has data left over after the last pixel")
+    return np.concatenate(out).astype(np.uint8).reshape(z_0.shape)
+
+
+def encode(
+    pixels: np.ndarray, den: Denoiser, *, bpp: float | None, config: LossyConfig = LossyConfig(), seed: int = 0
+) -> EncodeResult:
+    """Code ``pixels`` (H, W, C uint8) at most ``bpp`` bits per pixel (header included), or all the
+    way to a lossless stream when ``bpp`` is None."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    h, w, channels = pixels.shape
+    x = pixels_to_model(pixels)
+    dims = x.size
+    seconds = {"network": 0.0, "rcc": 0.0, "entropy": 0.0}
+    lossless = bpp is None
+    budget = None if lossless else bpp * h * w
+
+    start = time.perf_counter()
+    gammas, cumulative = rate_curve(den, x, config.curve_points, seed)
+    header_guess = 8 * (40 + len(den.name)) + config.steps * 48
+    target = None if lossless else max(budget - header_guess, 0.0) / config.overhead
+    grid = plan_grid(gammas, cumulative, target, config.steps)
+    seconds["network"] += time.perf_counter() - start
+
+    g0, g1 = den.gamma_range
+    gamma_t = jnp.asarray(g1, jnp.float32)
+    mean, std = _initial(x, gamma_t)
+    u = np.asarray(vdm.alpha_sigma(gamma_t)[0] * x / std).reshape(-1)
+    codes: list[rcc.StepCode] = []
+    stats: list[StepStats] = []
+    z = None
+    for i, code_g in enumerate([None, *grid]):
+        if code_g is not None:
+            t0 = time.perf_counter()
+            gamma_s = jnp.asarray(_gamma_value(code_g), jnp.float32)
+            mean, std = den.prior_step(z, gamma_t, gamma_s)
+            u = np.asarray((_posterior_mean(z, x, gamma_t, gamma_s) - mean) / std).reshape(-1)
+            gamma_t = gamma_s
+            seconds["network"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        code = rcc.select(seed, i, u, config.rcc)
+        z = _apply(mean, std, jnp.asarray(rcc.regenerate(seed, i, dims, code)))
+        seconds["rcc"] += time.perf_counter() - t0
+        probe = entropy.Stack()
+        ideal = rcc.push(probe, code, config.rcc)
+        codes.append(code)
+        stats.append(StepStats(float(gamma_t), rcc.kl_bits(u), ideal, code.indices.size))
+
+    t0 = time.perf_counter()
+    tail = _tail_bytes(np.repeat(pixels, 3 // channels, axis=-1), z, jnp.asarray(g0, jnp.float32)) if lossless else None
+    header_for = lambda n: bitstreams.Header(  # noqa: E731
+        Mode.LOSSY, h, w, channels, seed, den.name, den.hash8,
+        {"steps": n - 1, "chunk_bits": config.rcc.chunk_bits, "margin": config.rcc.margin,
+         "lossless_tail": int(lossless)},
+    )
+    for n in range(len(codes), 0, -1):  # the longest prefix of steps that fits the budget
+        groups = _group([s.ideal_bits for s in stats[:n]], config.chunk_share)
+        chunks, first = [], 0
+        for j, count in enumerate(groups):
+            chunk_grid = grid[: n - 1] if j == 0 else None
+            chunks.append(_chunk_bytes(codes[first : first + count], chunk_grid, config, n))
+            first += count
+        if tail is not None and n == len(codes):
+            chunks.append(tail)
+        data = bitstreams.write(header_for(n), chunks)
+        if budget is None or 8 * len(data) <= budget or n == 1:
+            break
+    seconds["entropy"] += time.perf_counter() - t0
+    return EncodeResult(data, stats[:n], seconds, lossless and n == len(codes))
+
+
+@dataclass
+class Latent:
+    """What the receiver holds after the chunks present: z at noise level gamma."""
+
+    z: jax.Array
+    gamma: float
+    header: bitstreams.Header
+    steps_decoded: int
+    steps_total: int
+    pixels: np.ndarray | None  # the exact image when the lossless tail was decoded
+    truncated: bool
+
+
+def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -> Latent:
+    """Rebuild z from the complete chunks of (a prefix of) a lossy stream."""
+    if max_bytes is not None:
+        data = data[:max_bytes]
+    container = bitstreams.read(data)
+    header = container.header
+    if header.mode is not Mode.LOSSY:
+        raise LossyError(f"this is a {header.mode.label} stream, not a lossy one")
+    if header.model_hash != den.hash8 or header.model_id != den.name:
+        raise LossyError(
+            f"the stream was made with model {header.model_id} ({header.model_hash.hex()}), "
+            f"not {den.name} ({den.hash8.hex()}); pass --model {header.model_id}"
+        )
+    p = header.params
+    try:
+        config = rcc.RccConfig(p.get("chunk_bits", 0), p.get("margin", 0))
+    except ValueError as exc:
+        raise bitstreams.CorruptStreamError(f"bad coding parameters: {exc}") from None
+    steps_total = p.get("steps", 0) + 1
+    x_like = jnp.zeros((1, header.height, header.width, 3), jnp.float32)
+    dims = x_like.size
+    g0, g1 = den.gamma_range
+    gamma_t = jnp.asarray(g1, jnp.float32)
+    z, grid, step = None, None, 0
+    lossless_chunk = p.get("lossless_tail", 0) == 1
+    pixels = None
+    for j, chunk in enumerate(container.chunks):
+        if step == steps_total:
+            if not lossless_chunk or pixels is not None:
+                raise bitstreams.CorruptStreamError(f"chunk {j} follows the last step")
+            pixels = _pop_tail(chunk, z, jnp.asarray(g0, jnp.float32))
+            continue
+        stack = entropy.Stack.from_bytes(chunk)
+        if j == 0:
+            grid = [int(c) for c in stack.pop(entropy.uniform(GAMMA_CODES, steps_total - 1))]
+            if any(b >= a for a, b in zip([_gamma_code(g1)] + grid, grid)):
+                raise bitstreams.CorruptStreamError("the step grid is not decreasing")
+        count = int(stack.pop(entropy.uniform(steps_total + 1, 1))[0])
+        if count == 0 or step + count > steps_total:
+            raise bitstreams.CorruptStreamError(f"chunk {j} declares {count} steps; {steps_total - step} remain")
+        for _ in range(count):
+            if step == 0:
+                mean, std = _initial(x_like, gamma_t)
+            else:
+                gamma_s = jnp.asarray(_gamma_value(grid[step - 1]), jnp.float32)
+                mean, std = den.prior_step(z, gamma_t, gamma_s)
+                gamma_t = gamma_s
+            code = rcc.pop(stack, config, dims)
+            z = _apply(mean, std, jnp.asarray(rcc.regenerate(header.seed, step, dims, code)))
+            step += 1
+        if not stack.exhausted():
+            raise bitstreams.CorruptStreamError(f"chunk {j} has data left over after its {count} steps")
+    if z is None:
+        raise bitstreams.TruncatedStreamError("no complete chunk: the stream holds no step to decode")
+    if pixels is not None and header.channels == 1:
+        pixels = pixels[..., :1]
+    truncated = not container.complete or step < steps_total
+    return Latent(z, float(gamma_t), header, step, steps_total, pixels, truncated)
+
+
+@jax.jit
+def _ddim_step(z: jax.Array, eps_hat: jax.Array, gamma_t: jax.Array, gamma_s: jax.Array) -> jax.Array:
+    """Probability-flow (DDIM, eta = 0) step: z_s = alpha_s x_hat + sigma_s eps_hat', with eps_hat'
+    recomputed from the clipped x_hat so that the step stays on the image manifold."""
+    alpha_t, sigma_t = vdm.alpha_sigma(gamma_t)
+    alpha_s, sigma_s = vdm.alpha_sigma(gamma_s)
+    x = jnp.clip((z - sigma_t * eps_hat) / alpha_t, -1.0, 1.0)
+    eps = (z - alpha_t * x) / sigma_t
+    return alpha_s * x + sigma_s * eps
+
+
+def reconstruct(
+    latent: Latent, den: Denoiser, *, method: Method = "flow", steps: int = 16, seed: int = 0
+) -> np.ndarray:
+    """Pixels (H, W, C uint8) from the receiver's z: the lossless pixels if present, else the
+    denoised mean (``mean``, one network call), the probability-flow ODE (``flow``) or ancestral
+    sampling (``ancestral``) from z's noise level down to gamma(0) in ``steps`` steps."""
+    channels = latent.header.channels
+    if latent.pixels is not None:
+        return latent.pixels
+    g0, _ = den.gamma_range
+    z, gamma_t = latent.z, jnp.asarray(latent.gamma, jnp.float32)
+    if method != "mean" and latent.gamma > g0 + 1e-6:
+        key = jax.random.key(seed)
+        for g in np.linspace(latent.gamma, g0, steps + 1)[1:]:
+            gamma_s = jnp.asarray(g, jnp.float32)
+            if method == "flow":
+                z = _ddim_step(z, den.eps(z, gamma_t.reshape(1)), gamma_t, gamma_s)
+            else:
+                key, sub = jax.random.split(key)
+                mean, std = den.prior_step(z, gamma_t, gamma_s)
+                z = _apply(mean, std, jax.random.normal(sub, z.shape))
+            gamma_t = gamma_s
+    x = vdm.x_hat(z, gamma_t.reshape(1), den.eps(z, gamma_t.reshape(1)))
+    return model_to_pixels(x, channels)
+
+
+def describe(result: EncodeResult, pixels: int) -> dict[str, Any]:
+    """The ``--stats`` facts of an encode."""
+    bits = 8 * len(result.data)
+    return {
+        "bits": bits,
+        "bpp": bits / pixels,
+        "kl_bits": result.kl_bits,
+        "overhead_ratio": bits / result.kl_bits if result.kl_bits else None,
+        "lossless": result.lossless,
+        "steps": [s.__dict__ for s in result.steps],
+        "seconds": result.seconds,
+    }
