@@ -115,15 +115,17 @@ class Container:
 
 def write(header: Header, chunks: Sequence[bytes]) -> bytes:
     """Serialise ``header`` and ``chunks`` into one stream."""
-    return _header_bytes(header, chunks) + b"".join(chunks)
+    return _header_bytes(header, [(len(c), zlib.crc32(c)) for c in chunks]) + b"".join(chunks)
 
 
 def header_size(header: Header, chunk_lengths: Sequence[int]) -> int:
     """Bytes taken by the header and chunk table for chunks of these lengths (for rate control)."""
-    return len(_header_bytes(header, [bytes(n) for n in chunk_lengths]))
+    table = [(n, 0) for n in chunk_lengths]  # a CRC is 4 bytes whatever its value
+    return len(_header_bytes(header, table))
 
 
-def _header_bytes(header: Header, chunks: Sequence[bytes]) -> bytes:
+def _header_bytes(header: Header, table: Sequence[tuple[int, int]]) -> bytes:
+    """The header and chunk table, ``table`` holding each chunk's (length, crc32)."""
     model_id = header.model_id.encode("ascii")
     out = bytearray(MAGIC)
     out += bytes([VERSION, header.mode, header.channels])
@@ -133,9 +135,9 @@ def _header_bytes(header: Header, chunks: Sequence[bytes]) -> bytes:
     out += varint.encode(len(header.params))
     for name in sorted(header.params, key=known.index):
         out += bytes([known.index(name)]) + varint.encode(header.params[name])
-    out += varint.encode(len(chunks))
-    for chunk in chunks:
-        out += varint.encode(len(chunk)) + struct.pack("<I", zlib.crc32(chunk))
+    out += varint.encode(len(table))
+    for length, crc in table:
+        out += varint.encode(length) + struct.pack("<I", crc)
     out += struct.pack("<I", zlib.crc32(out))
     return bytes(out)
 

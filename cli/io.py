@@ -45,6 +45,12 @@ def check_writable(path: Path, *, force: bool) -> None:
         raise UserError(f"output folder {path.parent} does not exist")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path, *, force: bool) -> Iterator[BinaryIO]:
     """Yield a binary file that becomes ``path`` only if the block completes without error."""
@@ -54,6 +60,7 @@ def atomic_output(path: Path, *, force: bool) -> Iterator[BinaryIO]:
         return
     check_writable(path, force=force)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the output from others
     try:
         with os.fdopen(fd, "wb") as f:
             yield f

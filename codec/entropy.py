@@ -173,8 +173,11 @@ def _normalise(probs: np.ndarray, floor: float) -> np.ndarray:
         raise EntropyCodingError(f"categorical probabilities must have shape (n, K>=2), not {p.shape}")
     if not np.isfinite(p).all() or (p < 0).any() or (p.sum(axis=1) <= 0).any():
         raise EntropyCodingError("categorical probabilities must be finite, nonnegative, not all zero")
-    if not 0 < floor * p.shape[1] < 1:
-        raise EntropyCodingError(f"floor {floor} is impossible for {p.shape[1]} symbols")
+    if not (MIN_PROB <= floor and floor * p.shape[1] < 1):
+        raise EntropyCodingError(
+            f"floor {floor} is impossible for {p.shape[1]} symbols (it must be at least 2**-24, the "
+            "coder's precision, and below 1/K)"
+        )
     p = p / p.sum(axis=1, keepdims=True)
     p = np.maximum(p, floor)
     p = _quantise(p / p.sum(axis=1, keepdims=True), PROB_QUANTUM)
@@ -198,6 +201,8 @@ def categorical_iid(probs: np.ndarray, count: int, floor: float = DEFAULT_FLOOR)
 def categorical_from_logits(logits: np.ndarray, floor: float = DEFAULT_FLOOR) -> Categorical:
     """Categoricals from (n, K) logits, quantised before the softmax (float64)."""
     z = _quantise(logits, PARAM_QUANTUM)
+    if np.isnan(z).any() or np.isposinf(z).any():
+        raise EntropyCodingError("categorical logits must be finite (or -inf for impossible symbols)")
     z = z - z.max(axis=-1, keepdims=True)
     return categorical(np.exp(z), floor)
 
@@ -237,14 +242,25 @@ def uniform(sizes: np.ndarray | int, n: int | None = None) -> Uniform:
     return Uniform(s.astype(np.int32))
 
 
+def _guard_words() -> np.ndarray:
+    """The words of a sealed stack after pushing one symbol of probability 2**-24."""
+    coder = constriction.stream.stack.AnsCoder(np.zeros(0, dtype=np.uint32), seal=True)
+    coder.encode_reverse(np.array([0xC0FFEE], dtype=np.int32), constriction.stream.model.Uniform(1 << 24))
+    return coder.get_compressed()
+
+
+_GUARD_WORDS = _guard_words()
+
+
 class Stack:
     """An rANS stack with bit accounting. Push arrays of symbols; pop returns them in the same order.
 
-    ``Stack()`` starts sealed (constriction's ``seal=True``: one guard word at the bottom), so that
-    the coder state never collapses to zero: a stream whose symbols cost nothing still holds its
-    guard, a pop past the guard is detected as running dry, and ``exhausted()`` tells a decoder
-    that it consumed exactly what was pushed. ``Stack.from_bytes`` reads such a stream back;
-    ``Stack(words, seal=True)`` seeds a bits-back stack with initial words.
+    ``Stack()`` starts on a guard word: one 24-bit symbol pushed on constriction's sealed state.
+    On the bare sealed state (1) the lowest symbol of any distribution costs nothing, so a run of
+    them would vanish; above 2**24 every symbol costs its information. A pop past the guard is
+    detected as running dry, and ``exhausted()`` tells a decoder that it consumed exactly what was
+    pushed. ``Stack.from_bytes`` reads such a stream back; ``Stack(words, seal=True)`` seeds a
+    bits-back stack with initial words.
 
     ``ideal_bits`` is the information pushed minus the information popped, so after a sequence of
     pushes ``num_bits() - ideal_bits`` is the coder's overhead.
@@ -252,7 +268,7 @@ class Stack:
 
     def __init__(self, words: np.ndarray | None = None, *, seal: bool = False) -> None:
         if words is None:
-            words, seal = np.zeros(0, dtype=np.uint32), True
+            words, seal = _GUARD_WORDS, False
         w = np.ascontiguousarray(words, dtype=np.uint32)
         try:
             self._coder = constriction.stream.stack.AnsCoder(w, seal=seal)
@@ -283,16 +299,15 @@ class Stack:
         return int(self._coder.num_valid_bits())
 
     def is_empty(self) -> bool:
-        """True when the stack holds no words at all; a sealed stack is never empty."""
+        """True when the stack holds no words at all; ``Stack()`` is never empty."""
         return bool(self._coder.is_empty())
 
     def exhausted(self) -> bool:
-        """True when nothing but the guard word of a sealed stack (or nothing at all) remains: a
+        """True when nothing but the guard word of ``Stack()`` (or nothing at all) remains: a
         decoder that popped everything that was pushed ends here."""
         if self._coder.is_empty():
             return True
-        words = self._coder.get_compressed()
-        return words.size == 1 and int(words[0]) == 1
+        return np.array_equal(self._coder.get_compressed(), _GUARD_WORDS)
 
     def push(self, symbols: np.ndarray, dist: Distribution) -> float:
         """Push ``symbols`` (any shape, flattened) with one distribution each; return their ideal
@@ -323,10 +338,12 @@ class Stack:
         symbols = dist.from_coder(np.asarray(decoded))
         cost = float(dist.cost_bits(symbols).sum())
         # constriction never empties a stack that runs dry: its state gets stuck below the
-        # precision, decoding the lowest symbol for free, so look at the cost instead
+        # precision, decoding the lowest symbol for free. A pop that crosses below 24 valid bits
+        # ate into the guard of ``Stack()``; from below it, only the cost tells.
         slack = _OVERRUN_SLACK_BITS + _OVERRUN_SLACK_BITS_PER_SYMBOL * n
         dry = self.num_valid_bits() < _PRECISION_BITS
-        if not allow_empty and dry and cost > available + slack:
+        crossed = available >= _PRECISION_BITS
+        if not allow_empty and dry and (crossed or cost > available + slack):
             raise EmptyStackError(
                 f"the rANS stack ran out: popping {n} symbols needed about {cost:.0f} bits but "
                 f"only {available} were left (truncated stream or too few initial bits)"
