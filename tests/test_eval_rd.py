@@ -1,0 +1,255 @@
+"""``diffc eval rd``: the classical sweeps, the four outputs, resuming, and diffc's registry."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffc.cli.main import main
+from diffc.evaluation import codecs, metrics, runner
+
+KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+NAMES = ("kodim01", "kodim05", "kodim23")
+
+
+def crop(name: str, height: int, width: int) -> np.ndarray:
+    """A crop of a Kodak image, or a smooth random texture where the data set is missing."""
+    path = KODAK / f"{name}.png"
+    if path.exists():
+        with Image.open(path) as im:
+            pixels = np.asarray(im.convert("RGB"))
+        top, left = (pixels.shape[0] - height) // 2, (pixels.shape[1] - width) // 2
+        return pixels[top : top + height, left : left + width].copy()
+    rng = np.random.default_rng(sum(map(ord, name)))
+    base = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1, 3)).astype(np.uint8)
+    return np.asarray(Image.fromarray(base).resize((width, height), Image.BICUBIC))
+
+
+def tiny_set(folder: Path) -> Path:
+    folder.mkdir()
+    for name in NAMES:
+        Image.fromarray(crop(name, 32, 48)).save(folder / f"{name}.png")
+    return folder
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def by_pair(results: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    pairs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for p in results["points"]:
+        pairs.setdefault((p["image"], p["codec"]), []).append(p)
+    return pairs
+
+
+@pytest.mark.parametrize("name", [c.name for c in codecs.CLASSICAL.values() if not c.lossless])
+def test_classical_sweeps_rise_in_rate_and_psnr(name):
+    # On crops of the size the grids were chosen for (on much smaller ones WebP's PSNR can dip
+    # between neighbouring qualities; the analysis keeps each image's Pareto front for that).
+    codec = codecs.CLASSICAL[name]
+    for image_name in ("kodim05", "kodim23"):
+        image = crop(image_name, 256, 256)
+        rates, psnrs = [], []
+        for target in codec.targets([0.5, 1]):
+            data = codec.encode(image, target)
+            rates.append(8 * len(data) / 256**2)
+            psnrs.append(metrics.psnr(image, codec.decode(data)))
+        assert np.all(np.diff(rates) > 0), (image_name, rates)
+        assert np.all(np.diff(psnrs) > 0), (image_name, psnrs)
+        assert rates[0] < 0.5 and rates[-1] > 2, (image_name, rates)
+
+
+def test_lossless_codecs_decode_exactly_and_count_their_bits():
+    image = runner.EvalImage("kodim05", crop("kodim05", 40, 56), "")
+    for codec in (c for c in codecs.CLASSICAL.values() if c.lossless):
+        (point,) = [runner.measure(codec, image, target) for target in codec.targets([1])]
+        assert point["bits_per_dim"] == 8 * len(codec.encode(image.pixels, None)) / (40 * 56 * 3)
+        assert 2 < point["bits_per_dim"] < 8
+        assert "psnr" not in point
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, Path, int]:
+    """One full run on three 48x32 images, shared by the tests that read its outputs."""
+    root = tmp_path_factory.mktemp("eval")
+    data = tiny_set(root / "tiny")
+    out = root / "out"
+    code = main(["eval", "rd", "--data", str(data), "--out", str(out), "--bpp", "2,3", "--quiet"])
+    return data, out, code
+
+
+def test_a_run_on_three_tiny_images_writes_all_four_outputs(tiny_run):
+    data, out, code = tiny_run
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["rd.png", "results.csv", "results.json", "summary.md"]
+    results = load(out / "results.json")
+    assert [i["name"] for i in results["settings"]["images"]] == list(NAMES)
+    assert results["versions"]["pillow"] == Image.__version__
+    sweep = sum(len(c.targets([2, 3])) for c in codecs.CLASSICAL.values())
+    assert len(results["points"]) == 3 * sweep
+
+    # A point measured again by hand: JPEG at quality 50 on the first image.
+    image = crop(NAMES[0], 32, 48)
+    (point,) = [p for p in results["points"] if p["image"] == NAMES[0] and p["codec"] == "jpeg" and p["target"] == 50]
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=50, optimize=True)
+    decoded = np.asarray(Image.open(buffer))
+    assert point["bytes"] == len(buffer.getvalue())
+    assert point["bpp"] == 8 * len(buffer.getvalue()) / (32 * 48)
+    assert point["psnr"] == pytest.approx(metrics.psnr(image, decoded), abs=1e-12)
+    assert point["ms_ssim"] == pytest.approx(metrics.ms_ssim(image, decoded), abs=1e-12)
+
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(results["points"])
+    assert float(rows[0]["bpp"]) == results["points"][0]["bpp"]
+
+    with Image.open(out / "rd.png") as plot:
+        assert plot.format == "PNG" and plot.size == (1320, 550)
+
+
+def mean_psnr_at(results: dict[str, Any], codec: str, rate: float) -> float:
+    """The set's PSNR at ``rate`` worked out here: per image, linear in log(bpp) between the
+    neighbouring points of its (here already monotone) sweep, then the mean over images."""
+    values = []
+    for name in NAMES:
+        points = sorted((p for p in results["points"] if p["image"] == name and p["codec"] == codec),
+                        key=lambda p: p["bpp"])
+        bpp = np.array([p["bpp"] for p in points])
+        assert bpp[0] <= rate <= bpp[-1]
+        values.append(np.interp(np.log(rate), np.log(bpp), [p["psnr"] for p in points]))
+    return float(np.mean(values))
+
+
+def test_summary_tables_hold_the_interpolated_means(tiny_run):
+    data, out, _ = tiny_run
+    results = load(out / "results.json")
+    summary = (out / "summary.md").read_text()
+    assert f"    diffc eval rd --data {data} --out {out} --bpp 2,3\n" in summary
+    row = next(line for line in summary.splitlines() if line.startswith("| jpeg | "))
+    assert row == f"| jpeg | {mean_psnr_at(results, 'jpeg', 2):.2f} | {mean_psnr_at(results, 'jpeg', 3):.2f} |"
+    png = [p for p in results["points"] if p["codec"] == "png"]
+    pooled = sum(8 * p["bytes"] for p in png) / (3 * 32 * 48 * 3)
+    assert f"| png | {pooled:.3f} |" in summary
+    assert "| jpeg |  | " in summary  # the BD-rate table's diagonal
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tiny_run, tmp_path):
+    data, finished, _ = tiny_run
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    complete = load(finished / "results.json")
+    partial = dict(complete, points=[p for p in complete["points"] if (p["image"], p["codec"]) != (NAMES[2], "avif")])
+    (out / "results.json").write_text(json.dumps(partial))
+
+    assert main(["eval", "rd", "--data", str(data), "--out", str(out), "--bpp", "2,3", "--quiet"]) == 0
+    resumed = by_pair(load(out / "results.json"))
+    before = by_pair(complete)
+    assert resumed.keys() == before.keys()
+    for pair, points in before.items():
+        if pair == (NAMES[2], "avif"):
+            assert [p["bytes"] for p in resumed[pair]] == [p["bytes"] for p in points]
+        else:
+            assert resumed[pair] == points  # kept as they were, timings included: not measured again
+
+
+def test_other_settings_are_not_overwritten_without_force(tiny_run, tmp_path, capsys):
+    data, finished, _ = tiny_run
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    args = ["eval", "rd", "--data", str(data), "--out", str(out), "--bpp", "2,4", "--codecs", "png", "--quiet"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "holds results of other settings (they differ in bpp, codecs)" in err
+    assert load(out / "results.json") == load(finished / "results.json")
+
+    assert main([*args, "--force"]) == 0
+    assert {p["codec"] for p in load(out / "results.json")["points"]} == {"png"}
+
+
+def test_a_folder_of_other_files_is_refused(tmp_path, capsys):
+    data = tiny_set(tmp_path / "tiny")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["eval", "rd", "--data", str(data), "--out", str(out), "--codecs", "png"]) == 1
+    assert "is not empty and holds no results.json" in capsys.readouterr().err
+
+
+def test_a_model_without_a_registered_coder_is_an_error(tmp_path, capsys):
+    data = tiny_set(tmp_path / "tiny")
+    out = tmp_path / "out"
+    assert main(["eval", "rd", "--data", str(data), "--out", str(out), "--model", "vdm-small"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("diffc: error: no diffc coder is registered for lossy evaluation yet; "
+                   "run without --model to evaluate the classical codecs only\n")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--method", "flow"], "--model"), (["--codecs", "jpeg,bpg"], "bpg"), (["--modes", "lossy,fast"], "fast"),
+     (["--bpp", "0.5,-1"], "positive"), (["--method", "sharp"], "sharp")],
+)
+def test_bad_options_are_usage_errors(tmp_path, capsys, args, message):
+    data = tiny_set(tmp_path / "tiny")
+    assert main(["eval", "rd", "--data", str(data), "--out", str(tmp_path / "out"), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+class PosterisingCoder:
+    """A stand-in lossy coder for the registry test: keeps the top bits of every value, the more
+    the higher the target rate, and stores them with zlib."""
+
+    name = "posterise"
+    lossless = False
+    model_card_hash = "c0ffee"
+
+    def __init__(self, model: str, method: str):
+        self.model, self.method = model, method
+
+    def targets(self, bpps):
+        return tuple(bpps)
+
+    def encode(self, image, target):
+        import zlib
+
+        bits = int(np.clip(round(target), 1, 8))
+        return bytes([bits]) + zlib.compress((image >> (8 - bits)).astype(np.uint8).tobytes() + bytes(image.shape[:2]))
+
+    def decode(self, data):
+        import zlib
+
+        raw = zlib.decompress(data[1:])
+        h, w = raw[-2], raw[-1]
+        levels = np.frombuffer(raw[:-2], np.uint8).reshape(h, w, 3)
+        return ((levels.astype(np.int32) << (8 - data[0])) + (1 << (7 - data[0]))).astype(np.uint8)
+
+    def settings(self):
+        return {"library": "test", "options": {"model": self.model, "method": self.method}, "swept": None}
+
+
+def test_a_registered_diffc_coder_joins_with_one_line(tmp_path, monkeypatch):
+    monkeypatch.setitem(codecs.DIFFC_CODERS, "lossy", PosterisingCoder)
+    data = tiny_set(tmp_path / "tiny")
+    out = tmp_path / "out"
+    args = ["eval", "rd", "--data", str(data), "--out", str(out), "--modes", "lossy", "--codecs", "jpeg",
+            "--bpp", "2,4,6", "--model", "m1", "--method", "ancestral", "--quiet"]
+    assert main(args) == 0
+    results = load(out / "results.json")
+    assert results["versions"]["model_card_hash"] == "c0ffee"
+    assert results["settings"]["codecs"]["posterise"]["options"] == {"model": "m1", "method": "ancestral"}
+    points = [p for p in results["points"] if p["codec"] == "posterise"]
+    assert sorted(p["target"] for p in points) == [2, 2, 2, 4, 4, 4, 6, 6, 6]
+    assert "| posterise | " in (out / "summary.md").read_text()
+    assert "--model m1 --method ancestral" in results["command"]
