@@ -23,8 +23,10 @@ def describe(exc: BaseException) -> str:
     """One line for ``exc``: its message for known errors, its type and message otherwise."""
     from diffc.bitstreams import BitstreamError
     from diffc.codec.entropy import EntropyCodingError
+    from diffc.codec.lossy import LossyError
+    from diffc.models.checkpoint import ModelError
 
-    known = (UserError, BitstreamError, EntropyCodingError)
+    known = (UserError, BitstreamError, EntropyCodingError, LossyError, ModelError)
     message = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, known):
         return message

@@ -1,7 +1,7 @@
 """The ``diffc`` command: a typer app whose commands live one group per module.
 
 ``main(argv)`` runs it and turns every failure into one line on stderr and an exit code (1 for
-errors, 2 for usage errors, 130 for Ctrl-C); ``DIFFC_DEBUG=1`` re-raises to show the traceback.
+errors, 2 for usage errors; typer reports Ctrl-C itself); ``DIFFC_DEBUG=1`` re-raises to show the traceback.
 """
 
 from __future__ import annotations
@@ -12,20 +12,28 @@ from typing import Annotated
 
 import typer
 
-from diffc.cli import errors, info
+from diffc.cli import codec, errors, evaluate, info, models, train
 
 app = typer.Typer(
     name="diffc",
     help="Image compression with diffusion models.\n\n"
     "Examples:\n\n"
+    "  diffc encode photo.png --bpp 0.5 -o photo.dfc\n\n"
+    "  diffc decode photo.dfc -o photo.png\n\n"
     "  diffc info image.dfc            show a stream's header and chunk table\n\n"
-    "  diffc info image.dfc --json     the same as JSON",
+    "  diffc info image.dfc --json     the same as JSON\n\n"
+    "  diffc models                    the shipped models",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.command("encode")(codec.encode)
+app.command("decode")(codec.decode)
 app.command("info")(info.info)
+app.command("models")(models.models)
+app.add_typer(evaluate.eval_app, name="eval")
+app.add_typer(train.train_app, name="train")
 
 
 def _version(value: bool) -> None:
@@ -55,9 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    except KeyboardInterrupt:
-        print("diffc: interrupted", file=sys.stderr)
-        return 130
     except Exception as exc:
         if errors.debug_enabled():
             raise

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diffc.models import vdm
+from diffc.models import checkpoint, vdm
 from diffc.models.configs import VDMConfig
 
 
@@ -59,3 +60,13 @@ class Denoiser:
             return mean, jnp.sqrt(var)
 
         return jax.jit(step)
+
+
+def load(spec: str | Path) -> Denoiser:
+    """The model named ``spec`` (a shipped checkpoint) or stored at path ``spec``, hash checked."""
+    from diffc.models import registry
+
+    path = registry.resolve(spec)
+    config, params, card = checkpoint.load_model(path)
+    name = path.stem if path.parent == registry.SHIPPED else card.get("name") or path.stem
+    return Denoiser(config, params, name, card["sha256"])

@@ -66,6 +66,7 @@ class EncodeResult:
     steps: list[StepStats]
     seconds: dict[str, float]
     lossless: bool
+    latents: list[np.ndarray] = field(repr=False)  # the sender's z after each step sent
 
     @property
     def kl_bits(self) -> float:
@@ -208,7 +209,7 @@ def _pop_tail(data: bytes, z_0: jax.Array, gamma_0: jax.Array) -> np.ndarray:
         out.append(stack.pop(entropy.categorical_from_logits(logits)))
     if not stack.exhausted():
         raise bitstreams.CorruptStreamError("the lossless tail has data left over after the last pixel")
-    return np.concatenate(out).astype(np.uint8).reshape(z_0.shape)
+    return np.concatenate(out).astype(np.uint8).reshape(z_0.shape[1:])
 
 
 def encode(
@@ -239,6 +240,7 @@ def encode(
     u = np.asarray(vdm.alpha_sigma(gamma_t)[0] * x / std).reshape(-1)
     codes: list[rcc.StepCode] = []
     stats: list[StepStats] = []
+    latents: list[np.ndarray] = []
     z = None
     for i, code_g in enumerate([None, *grid]):
         if code_g is not None:
@@ -255,6 +257,7 @@ def encode(
         probe = entropy.Stack()
         ideal = rcc.push(probe, code, config.rcc)
         codes.append(code)
+        latents.append(np.asarray(z))
         stats.append(StepStats(float(gamma_t), rcc.kl_bits(u), ideal, code.indices.size))
 
     t0 = time.perf_counter()
@@ -277,7 +280,7 @@ def encode(
         if budget is None or 8 * len(data) <= budget or n == 1:
             break
     seconds["entropy"] += time.perf_counter() - t0
-    return EncodeResult(data, stats[:n], seconds, lossless and n == len(codes))
+    return EncodeResult(data, stats[:n], seconds, lossless and n == len(codes), latents[:n])
 
 
 @dataclass

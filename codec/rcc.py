@@ -34,8 +34,8 @@ from diffc.codec import entropy
 # Ladder of dimensions per chunk: round(2 ** (i / 4)), deduplicated; entry i is what is sent.
 LADDER: tuple[int, ...] = tuple(sorted({round(2 ** (i / 4)) for i in range(0, 4 * 26)}))
 _PRIVATE_DOMAIN = 0x5EED5EED  # separates the sender's private randomness from the shared one
-_BLOCK_FLOATS = 1 << 23  # candidate normals scored per jitted call (32 MiB of float32)
-_DECODE_BLOCK = 1024  # chunks regenerated per jitted call on the receiver
+_BLOCK_FLOATS = 1 << 23  # most candidate normals scored per jitted call (32 MiB of float32)
+_DECODE_BLOCK = 1024  # most chunks regenerated per jitted call on the receiver
 
 
 @dataclass(frozen=True)
@@ -79,26 +79,28 @@ def choose_ladder_index(kl: float, dims: int, chunk_bits: int) -> int:
 
 
 def chunk_layout(ladder_index: int, dims: int) -> tuple[int, int]:
-    """``(n_chunks, width)``: chunks of ``LADDER[ladder_index]`` dimensions, equalised so that their
-    sizes differ by at most one; ``width`` is the largest."""
-    size = min(LADDER[ladder_index], dims)
-    n_chunks = math.ceil(dims / size)
-    return n_chunks, math.ceil(dims / n_chunks)
+    """``(n_chunks, width)``: enough chunks of at most ``width = LADDER[ladder_index]`` dimensions
+    (or ``dims`` if fewer) to hold ``dims``, their sizes equalised to differ by at most one.
+    Candidates are drawn ``width`` wide whatever a chunk's size, so that the jitted functions see
+    one shape per ladder entry."""
+    width = min(LADDER[ladder_index], dims)
+    return math.ceil(dims / width), width
 
 
 def chunk_dims(seed: int, step: int, dims: int, n_chunks: int, width: int) -> np.ndarray:
-    """(n_chunks, width) dimension indices of each chunk, -1 where a chunk is one short.
+    """(n_chunks, width) dimension indices of each chunk, -1 in the unused places.
 
     Dimensions are assigned by a permutation from the shared seed, so no chunk holds a spatially
     coherent region and each chunk's KL is close to the step's average.
     """
     perm = np.asarray(jax.random.permutation(_step_key(seed, step, 1), dims))
-    short = n_chunks * width - dims  # this many chunks have width - 1 dimensions
+    size = math.ceil(dims / n_chunks)  # the larger chunk size; the last ``short`` chunks are one less
+    short = n_chunks * size - dims
     table = np.full((n_chunks, width), -1, dtype=np.int64)
     full = n_chunks - short
-    table[:full] = perm[: full * width].reshape(full, width)
+    table[:full, :size] = perm[: full * size].reshape(full, size)
     if short:
-        table[full:, : width - 1] = perm[full * width :].reshape(short, width - 1)
+        table[full:, : size - 1] = perm[full * size :].reshape(short, size - 1)
     return table
 
 
@@ -150,10 +152,11 @@ def regenerate(
     table = chunk_dims(seed, step, dims, n_chunks, width)
     step_key = _step_key(seed, step, 0)
     rows = []
-    for start in range(0, n_chunks, _DECODE_BLOCK):
-        chunks = np.arange(start, start + _DECODE_BLOCK) % n_chunks  # pad with valid ids
-        idx = np.zeros(_DECODE_BLOCK, dtype=np.uint32)
-        stop = min(n_chunks, start + _DECODE_BLOCK)
+    block = min(_DECODE_BLOCK, 1 << (n_chunks - 1).bit_length())
+    for start in range(0, n_chunks, block):
+        chunks = np.arange(start, start + block) % n_chunks  # pad with valid ids
+        idx = np.zeros(block, dtype=np.uint32)
+        stop = min(n_chunks, start + block)
         idx[: stop - start] = code.indices[start:stop]
         block = _regenerate_block(step_key, jnp.asarray(chunks, jnp.uint32), jnp.asarray(idx), width)
         rows.append(np.asarray(block)[: stop - start])
@@ -173,7 +176,7 @@ def select(seed: int, step: int, u: np.ndarray, config: RccConfig) -> StepCode:
     table = chunk_dims(seed, step, dims, n_chunks, width)
     u_chunks = np.where(table >= 0, u[np.maximum(table, 0)], 0.0).astype(np.float32)
     n = config.num_candidates
-    block = max(1, _BLOCK_FLOATS // (n * width))
+    block = min(max(1, _BLOCK_FLOATS // (n * width)), 1 << (n_chunks - 1).bit_length())
     step_key = _step_key(seed, step, 0)
     private_key = _step_key(seed, step, _PRIVATE_DOMAIN)
     chosen = np.empty(n_chunks, dtype=np.int64)

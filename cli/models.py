@@ -1,0 +1,61 @@
+"""``diffc models``: the shipped models and their cards."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from diffc.models import registry
+
+
+def _line(card: dict[str, Any]) -> str:
+    val = card.get("val_bpd")
+    facts = [
+        card.get("format", "?"),
+        f"config {card.get('config', {}).get('name', '?')}",
+        f"{card.get('parameters', '?')} parameters",
+        f"{card.get('steps', '?')} steps",
+        f"validation {val:.4f} bits/dim" if isinstance(val, float) else "no validation",
+        f"{card.get('bytes', 0) / 2**20:.1f} MiB {card.get('dtype', '')}".rstrip(),
+        f"sha256 {str(card.get('sha256', ''))[:16]}",
+    ]
+    default = " (default)" if card["name"] == registry.DEFAULT else ""
+    return f"{card['name']}{default}: " + ", ".join(facts)
+
+
+def models(
+    model: Annotated[
+        str | None, typer.Argument(help="Show this model's whole card (a name or a checkpoint path).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the cards as JSON.")] = False,
+) -> None:
+    """List the shipped models, or show one model's card.
+
+    Every command takes --model NAME|PATH; 'default' names the default model.
+
+    Examples:
+
+      diffc models
+
+      diffc models default --json
+    """
+    if model is not None:
+        card = registry.describe(model)
+        if as_json:
+            typer.echo(json.dumps(card, indent=2, sort_keys=True))
+        else:
+            typer.echo(_line(card))
+            for key in ("path", "command", "data", "images_seen", "wall_time_s", "device", "note"):
+                if key in card:
+                    typer.echo(f"  {key}: {json.dumps(card[key]) if isinstance(card[key], list | dict) else card[key]}")
+        return
+    cards = [registry.describe(name) for name in registry.shipped()]
+    if as_json:
+        typer.echo(json.dumps(cards, indent=2, sort_keys=True))
+    elif not cards:
+        typer.echo("no shipped models")
+    else:
+        for card in cards:
+            typer.echo(_line(card))

@@ -1,0 +1,159 @@
+"""Checkpoints: flax msgpack payloads (never pickle) beside a JSON card that records their sha256.
+
+A model is ``NAME.msgpack`` (the parameters, float32 or float16) plus ``NAME.json`` (the model
+card: format, config, training facts, dtype and ``sha256`` of the msgpack bytes). The training
+state for ``--resume`` is stored the same way (``state.msgpack`` + ``state.json``). Loading checks
+the hash before deserialising anything and raises ``ModelError`` with a clear message.
+
+On-disk format: the msgpack file is ``flax.serialization.msgpack_serialize`` of a nested dict of
+arrays, keys in the order flax produces them; the card is UTF-8 JSON, keys sorted, indent 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import flax.serialization
+import jax
+import numpy as np
+
+from diffc.models.configs import VDMConfig
+
+MODEL_FORMAT = "diffc-vdm/1"
+STATE_FORMAT = "diffc-vdm-train-state/1"
+DTYPES = ("float32", "float16")
+
+
+class ModelError(Exception):
+    """A model or checkpoint that is missing, tampered with, or does not fit its config."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide shipped checkpoints from other users
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def card_path(path: Path) -> Path:
+    """The card of a checkpoint given as ``NAME``, ``NAME.msgpack`` or ``NAME.json``."""
+    path = Path(path)
+    return path.with_suffix(".json") if path.suffix in (".msgpack", ".json") else Path(f"{path}.json")
+
+
+def write_blob(stem: Path, payload: bytes, card: dict[str, Any]) -> dict[str, Any]:
+    """Write ``stem.msgpack`` then ``stem.json`` (card plus ``sha256``) atomically; return the card."""
+    stem = Path(stem)
+    card = {**card, "weights": f"{stem.name}.msgpack", "sha256": sha256(payload), "bytes": len(payload)}
+    _atomic_write(stem.parent / f"{stem.name}.msgpack", payload)
+    _atomic_write(stem.parent / f"{stem.name}.json", (json.dumps(card, indent=2, sort_keys=True) + "\n").encode())
+    return card
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    """The JSON card of a checkpoint, or ``ModelError`` if it is missing or not JSON."""
+    cpath = card_path(path)
+    if not cpath.is_file():
+        raise ModelError(f"no model card {cpath}: a checkpoint is NAME.msgpack plus NAME.json")
+    try:
+        card = json.loads(cpath.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"model card {cpath} is not valid JSON ({exc})") from None
+    if not isinstance(card, dict) or "sha256" not in card or "weights" not in card:
+        raise ModelError(f"model card {cpath} lacks the 'weights' and 'sha256' fields")
+    return card
+
+
+def read_blob(path: Path) -> tuple[bytes, dict[str, Any]]:
+    """The payload and card of a checkpoint, after checking the payload's sha256 against the card."""
+    card = read_card(path)
+    wpath = card_path(path).parent / card["weights"]
+    if not wpath.is_file():
+        raise ModelError(f"checkpoint weights {wpath} are missing (named by {card_path(path)})")
+    payload = wpath.read_bytes()
+    digest = sha256(payload)
+    if digest != card["sha256"]:
+        raise ModelError(
+            f"checkpoint {wpath} is corrupt or was modified: its sha256 is {digest[:16]}..., "
+            f"its card says {str(card['sha256'])[:16]}...; restore or re-download it"
+        )
+    return payload, card
+
+
+def params_bytes(params: Any, dtype: str = "float32") -> bytes:
+    """msgpack bytes of a parameter tree with every array cast to ``dtype``."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
+    tree = jax.tree.map(lambda a: np.asarray(a, dtype=dtype), flax.serialization.to_state_dict(params))
+    return flax.serialization.msgpack_serialize(tree)
+
+
+def save_model(
+    stem: Path, config: VDMConfig, params: Any, card: dict[str, Any], *, dtype: str = "float32"
+) -> dict[str, Any]:
+    """Write a model (``stem.msgpack`` + ``stem.json``) and return its card."""
+    full = {**card, "format": MODEL_FORMAT, "config": config.to_dict(), "dtype": dtype}
+    return write_blob(stem, params_bytes(params, dtype), full)
+
+
+def _restore(target: Any, payload: bytes, where: Path) -> Any:
+    try:
+        restored = flax.serialization.msgpack_restore(payload)
+        structure_ok = jax.tree.structure(restored) == jax.tree.structure(
+            flax.serialization.to_state_dict(target)
+        )
+        shapes_ok = all(
+            np.shape(a) == np.shape(b) for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(target))
+        )
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise ModelError(f"checkpoint {where} cannot be read ({type(exc).__name__}: {exc})") from None
+    if not (structure_ok and shapes_ok):
+        raise ModelError(f"checkpoint {where} does not match the parameters of its config")
+    return flax.serialization.from_state_dict(target, restored)
+
+
+def load_model(path: Path) -> tuple[VDMConfig, Any, dict[str, Any]]:
+    """(config, float32 params, card) of a model checkpoint, hash checked."""
+    from diffc.models.vdm import init_params
+
+    payload, card = read_blob(path)
+    if card.get("format") != MODEL_FORMAT:
+        raise ModelError(f"{card_path(path)} is not a diffc VDM model (format {card.get('format')!r})")
+    try:
+        config = VDMConfig.from_dict(card["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"model card {card_path(path)} has a bad config: {exc}") from None
+    shapes = jax.eval_shape(lambda: init_params(config, 0))
+    target = jax.tree.map(lambda s: np.zeros(s.shape, np.float32), shapes)
+    params = _restore(target, payload, card_path(path))
+    return config, jax.tree.map(lambda a: np.asarray(a, np.float32), params), card
+
+
+def save_state(stem: Path, state: Any, card: dict[str, Any]) -> dict[str, Any]:
+    """Write a full training state (any flax-serialisable pytree) for ``--resume``."""
+    payload = flax.serialization.msgpack_serialize(flax.serialization.to_state_dict(jax.device_get(state)))
+    return write_blob(stem, payload, {**card, "format": STATE_FORMAT})
+
+
+def load_state(stem: Path, target: Any) -> tuple[Any, dict[str, Any]]:
+    """Restore a training state saved by ``save_state`` into the structure of ``target``."""
+    payload, card = read_blob(stem)
+    if card.get("format") != STATE_FORMAT:
+        raise ModelError(f"{card_path(stem)} is not a diffc training state")
+    return _restore(target, payload, card_path(stem)), card

@@ -1,0 +1,84 @@
+"""Model and training configurations: small frozen dataclasses with names, one code path for all.
+
+``tiny`` is what the tests train and code with (seconds on a CPU); ``small`` is sized to learn
+something in about 100 minutes on 2 CPU cores and to run many times over a full image in the
+coders; ``base`` is meant for a GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class VDMConfig:
+    """A VDM prior: noise schedule, U-Net denoiser and the training recipe that goes with it."""
+
+    name: str
+    # Noise schedule gamma(t) (VDM section 3.4): "fixed" linear, "affine" (learned endpoints) or
+    # "learned" (VDM's monotone network, appendix "noise schedule").
+    schedule: str = "affine"
+    gamma_min: float = -13.3
+    gamma_max: float = 5.0
+    # U-Net denoiser eps_hat(z_t; gamma_t).
+    patch_levels: int = 0  # fold 2^n x 2^n pixel patches into channels before the U-Net
+    channels: int = 32  # width at the first level
+    channel_mults: tuple[int, ...] = (1, 2)  # one entry per resolution level
+    blocks: int = 1  # residual blocks per level on the way down (one more on the way up)
+    embedding: int = 64  # width of the gamma embedding
+    fourier: tuple[int, ...] = (6, 7)  # exponents n of the Fourier features sin/cos(2^n 2 pi z)
+    # Training recipe.
+    crop: int = 32
+    batch: int = 32
+    learning_rate: float = 1e-3
+    warmup: int = 200
+    weight_decay: float = 0.0
+    clip_norm: float = 1.0
+    ema_decay: float = 0.999
+
+    @property
+    def multiple(self) -> int:
+        """Image sides must be a multiple of this for the U-Net (inputs are padded to it)."""
+        return 2 ** (self.patch_levels + len(self.channel_mults) - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VDMConfig:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        if unknown:
+            raise ValueError(f"unknown VDM config fields: {sorted(unknown)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**values)
+
+
+CONFIGS: dict[str, VDMConfig] = {
+    c.name: c
+    for c in (
+        VDMConfig(
+            name="tiny", channels=8, channel_mults=(1, 2), blocks=1, embedding=16, crop=16,
+            batch=8, warmup=10, ema_decay=0.9,
+        ),
+        VDMConfig(
+            name="small", patch_levels=1, channels=64, channel_mults=(1, 2, 2), blocks=1,
+            embedding=64, crop=32, batch=32, learning_rate=1e-3, warmup=200,
+        ),
+        VDMConfig(
+            name="base", schedule="learned", channels=64, channel_mults=(1, 2, 2, 4), blocks=2,
+            embedding=256, crop=64, batch=128, learning_rate=2e-4, warmup=1000,
+            weight_decay=0.01, ema_decay=0.9999,
+        ),
+    )
+}
+
+
+def get_config(name: str) -> VDMConfig:
+    """The named config; raises ``KeyError`` naming the choices."""
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise KeyError(f"no config named {name!r}; choose one of {', '.join(CONFIGS)}") from None

@@ -1,0 +1,248 @@
+"""Training a VDM prior: a ``TrainState``, a jitted ``train_step`` and ``eval_step``, and ``fit``,
+the loop behind ``diffc train vdm`` (random crops, Adam with warm-up and clipping, EMA weights,
+periodic validation and checkpoints, exact resume).
+
+Data parallelism: the batch is sharded over every device of a 1-D ``jax.sharding.Mesh`` named
+``data`` and the state is replicated, so XLA inserts the gradient all-reduce. On several hosts, call
+``jax.distributed.initialize(coordinator, num_processes, process_id)`` first (``diffc train vdm
+--coordinator HOST:PORT --num-processes N --process-id I`` on every host); each process then draws
+``batch / N`` crops (seeded by seed, process and step) and ``jax.make_array_from_process_local_data`` assembles the
+global batch. Only process 0 writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from diffc.models import checkpoint, data
+from diffc.models.configs import VDMConfig
+from diffc.models.vdm import VDM, bound_fns, elbo_terms, init_params
+
+CPU_NOTE = (
+    "Trained on a 2-core CPU within one session: a placeholder. A GPU run of the same command "
+    "(e.g. --config base for an hour on an H100) should replace it."
+)
+
+
+class TrainState(train_state.TrainState):
+    """Parameters, optimiser state and step (flax), plus EMA parameters and the run's base key."""
+
+    ema_params: Any
+    key: jax.Array
+
+
+def make_optimizer(config: VDMConfig) -> optax.GradientTransformation:
+    """Adam(W) with linear warm-up to ``learning_rate`` and global-norm gradient clipping."""
+    lr = optax.linear_schedule(0.0, config.learning_rate, max(config.warmup, 1))
+    return optax.chain(
+        optax.clip_by_global_norm(config.clip_norm),
+        optax.adamw(lr, b1=0.9, b2=0.99, weight_decay=config.weight_decay),
+    )
+
+
+def create_state(config: VDMConfig, seed: int) -> TrainState:
+    params = init_params(config, seed)
+    run_key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+    return TrainState.create(
+        apply_fn=VDM(config).apply, params=params, tx=make_optimizer(config),
+        ema_params=jax.tree.map(jnp.copy, params), key=run_key,
+    )
+
+
+def _mean_terms(params: Any, config: VDMConfig, k: jax.Array, key: jax.Array, steps: int = 0) -> tuple[jax.Array, dict]:
+    gamma_fn, eps_fn = bound_fns(config, params)
+    terms = elbo_terms(k, key, gamma_fn, eps_fn, steps=steps)
+    means = {name: v.mean() for name, v in terms.items()}
+    return means["bpd"], means
+
+
+def train_step(state: TrainState, k: jax.Array, config: VDMConfig) -> tuple[TrainState, dict]:
+    """One Adam step on the mean negative ELBO (bits/dim) of the batch k (B, H, W, 3) uint8."""
+    key = jax.random.fold_in(state.key, state.step)
+    (_, terms), grads = jax.value_and_grad(_mean_terms, has_aux=True)(state.params, config, k, key)
+    state = state.apply_gradients(grads=grads)
+    decay = jnp.minimum(config.ema_decay, (1.0 + state.step) / (10.0 + state.step))
+    ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, state.params)
+    metrics = {**terms, "grad_norm": optax.global_norm(grads)}
+    return state.replace(ema_params=ema), metrics
+
+
+def eval_step(params: Any, k: jax.Array, key: jax.Array, config: VDMConfig, steps: int = 0) -> dict:
+    """Mean ELBO terms (bits/dim) of the batch k under ``params``; ``steps`` > 0 for T-step."""
+    return _mean_terms(params, config, k, key, steps)[1]
+
+
+@dataclass
+class FitOptions:
+    """What ``diffc train vdm`` asks of ``fit``."""
+
+    data: list[Path]
+    out: Path
+    config: VDMConfig
+    steps: int | None = None
+    time_limit_s: float | None = None
+    resume: bool = False
+    seed: int = 0
+    val_dir: Path | None = None
+    val_crops: int = 256
+    val_every_s: float = 300.0
+    checkpoint_every_s: float = 300.0
+    command: str = ""
+    extra_card: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[Callable[[], bool]]:
+    """Turn the first SIGINT/SIGTERM into a flag the loop polls (it then saves and stops); a
+    second SIGINT interrupts at once."""
+    stop = {"flag": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop["flag"] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop["flag"] = True
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: stop["flag"]
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def device_description() -> str:
+    devs = jax.devices()
+    kinds = sorted({d.device_kind for d in devs})
+    return f"{len(devs)} x {', '.join(kinds)} ({devs[0].platform}), {jax.process_count()} process(es)"
+
+
+def fit(opts: FitOptions, report: Callable[[dict[str, Any]], None] = lambda m: None) -> dict[str, Any]:
+    """Train until ``opts.steps`` or the time limit or a signal; save; return the model card.
+
+    ``report`` receives a dict per step (``step``, ``bpd``, ``images_per_s``, ...) and per
+    validation (``val_bpd``).
+    """
+    cfg = opts.config
+    n_proc, proc = jax.process_count(), jax.process_index()
+    devices = jax.devices()
+    if cfg.batch % len(devices):
+        raise ValueError(f"batch {cfg.batch} is not divisible by the {len(devices)} devices")
+    mesh = Mesh(np.array(devices), ("data",))
+    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    files = data.list_images(opts.data)
+    if not files:
+        raise ValueError(f"no images in {', '.join(map(str, opts.data))}")
+    sampler = data.CropSampler([data.load_image(p) for p in files], cfg.crop, opts.seed, proc)
+    state = create_state(cfg, opts.seed)
+    run = {"images_seen": 0, "wall_time_s": 0.0, "val_history": [], "sessions": 0}
+    opts.out.mkdir(parents=True, exist_ok=True)
+    state_stem, model_stem, log_path = opts.out / "state", opts.out / "model", opts.out / "log.jsonl"
+    if opts.resume:
+        state, card = checkpoint.load_state(state_stem, state)
+        if card["config"] != cfg.to_dict():
+            raise ValueError(f"--resume with a different config than {checkpoint.card_path(state_stem)}")
+        run = card["run"]
+    run["sessions"] += 1
+    state = jax.device_put(state, replicated)
+
+    val = None
+    if opts.val_dir is not None:
+        val_files = data.list_images([opts.val_dir])
+        val = data.fixed_crops([data.load_image(p) for p in val_files], cfg.crop, opts.val_crops)
+    step_fn = jax.jit(functools.partial(train_step, config=cfg), donate_argnums=0)
+    eval_fn = jax.jit(functools.partial(eval_step, config=cfg))
+
+    def validate() -> float | None:
+        if val is None:
+            return None
+        keys = jax.random.split(jax.random.PRNGKey(1234), 4)
+        bpd = float(np.mean([float(eval_fn(state.ema_params, val, k)["bpd"]) for k in keys]))
+        entry = {"step": int(state.step), "images_seen": run["images_seen"], "wall_time_s": run["wall_time_s"], "val_bpd": bpd}
+        run["val_history"].append(entry)
+        _log(log_path, entry, proc)
+        report(entry)
+        return bpd
+
+    def save() -> dict[str, Any]:
+        if proc != 0:
+            return {}
+        vh = run["val_history"]
+        card = {
+            "name": cfg.name,
+            "data": data.describe_folders(opts.data),
+            "steps": int(state.step),
+            "images_seen": run["images_seen"],
+            "crop": cfg.crop,
+            "batch": cfg.batch,
+            "wall_time_s": round(run["wall_time_s"], 1),
+            "device": device_description(),
+            "jax_version": jax.__version__,
+            "val_bpd": vh[-1]["val_bpd"] if vh else None,
+            "val_set": None if val is None else f"{len(val)} fixed {cfg.crop}x{cfg.crop} crops of {opts.val_dir}",
+            "val_history": vh,
+            "command": opts.command,
+            "parameters": int(sum(np.size(a) for a in jax.tree.leaves(state.params))),
+            **opts.extra_card,
+        }
+        checkpoint.save_state(
+            state_stem, state, {"config": cfg.to_dict(), "run": run}
+        )
+        return checkpoint.save_model(model_stem, cfg, jax.device_get(state.ema_params), card)
+
+    total = opts.steps if opts.steps is not None else 2**62
+    start = time.monotonic()
+    last_val = last_ckpt = last_tick = start
+    wall0 = run["wall_time_s"]
+    images_since = 0
+    with _stop_on_signals() as stopped:
+        while int(state.step) < total and not stopped():
+            now = time.monotonic()
+            if opts.time_limit_s is not None and now - start >= opts.time_limit_s:
+                break
+            local = sampler.batch(cfg.batch // n_proc, int(state.step))
+            k = jax.make_array_from_process_local_data(batch_sharding, local)
+            state, metrics = step_fn(state, k)
+            metrics = {name: float(v) for name, v in metrics.items()}
+            now = time.monotonic()
+            run["images_seen"] += cfg.batch
+            run["wall_time_s"] = wall0 + now - start
+            images_since += cfg.batch
+            entry = {"step": int(state.step), "images_seen": run["images_seen"], "wall_time_s": run["wall_time_s"], **metrics}
+            if now - last_tick >= 1.0:
+                entry["images_per_s"] = images_since / (now - last_tick)
+                images_since, last_tick = 0, now
+            if int(state.step) % 10 == 0:
+                _log(log_path, entry, proc)
+            report(entry)
+            if now - last_val >= opts.val_every_s:
+                validate()
+                last_val = time.monotonic()
+            if now - last_ckpt >= opts.checkpoint_every_s:
+                save()
+                last_ckpt = time.monotonic()
+        if not run["val_history"] or run["val_history"][-1]["step"] != int(state.step):
+            validate()
+        return save()
+
+
+def _log(path: Path, entry: dict[str, Any], proc: int) -> None:
+    if proc == 0:
+        with path.open("a") as f:
+            f.write(json.dumps(entry) + "\n")
