@@ -151,7 +151,7 @@ class _Reader:
 
     def take(self, n: int, what: str) -> bytes:
         if self.pos + n > len(self.data):
-            raise TruncatedStreamError(f"stream ends inside {what} at byte {self.pos}")
+            raise TruncatedStreamError(f"truncated: the stream ends inside {what} at byte {self.pos}")
         chunk = bytes(self.data[self.pos : self.pos + n])
         self.pos += n
         return chunk
@@ -176,8 +176,10 @@ def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
     raise the matching ``BitstreamError``.
     """
     r = _Reader(data)
-    if 0 < len(data) < len(MAGIC) and MAGIC.startswith(bytes(data)):
-        raise TruncatedStreamError(f"stream ends inside the magic at byte {len(data)}")
+    if not data:
+        raise TruncatedStreamError("the stream is empty (0 bytes)")
+    if len(data) < len(MAGIC) and MAGIC.startswith(bytes(data)):
+        raise TruncatedStreamError(f"truncated: the stream ends inside the magic at byte {len(data)}")
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
         raise NotAContainerError("not a diffc stream (missing the 'DFC' magic)")
     r.pos = len(MAGIC)

@@ -30,7 +30,7 @@ def decode(data: bytes | memoryview, offset: int, what: str) -> tuple[int, int]:
     value = 0
     for i in range(MAX_BYTES):
         if offset + i >= len(data):
-            raise TruncatedStreamError(f"stream ends inside {what} at byte {offset}")
+            raise TruncatedStreamError(f"truncated: the stream ends inside {what} at byte {offset}")
         byte = data[offset + i]
         value |= (byte & 0x7F) << (7 * i)
         if not byte & 0x80:

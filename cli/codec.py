@@ -62,7 +62,7 @@ def encode(
     lossless: Annotated[bool, typer.Option("--lossless", help="Code the image exactly (same as --bpp max).")] = False,
     model: ModelOption = "default",
     steps: Annotated[int, typer.Option("--steps", min=1, max=64, help="Coding steps after the first (more: finer rate control and progression, slower).")] = 12,
-    chunk_bits: Annotated[int, typer.Option("--chunk-bits", min=1, max=20, help="Reverse channel coding: KL bits per chunk.")] = 10,
+    chunk_bits: Annotated[int, typer.Option("--chunk-bits", min=1, max=20, help="Reverse channel coding: KL bits per chunk.")] = 8,
     margin: Annotated[int, typer.Option("--margin", min=0, max=8, help="Reverse channel coding: 2^(chunk bits + margin) candidates per chunk.")] = 2,
     seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Shared randomness of the stream.")] = 0,
     force: ForceOption = False,

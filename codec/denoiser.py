@@ -65,7 +65,9 @@ class Denoiser:
 def load(spec: str | Path) -> Denoiser:
     """The model named ``spec`` (a shipped checkpoint) or stored at path ``spec``, hash checked."""
     from diffc.models import registry
+    from diffc.models.cache import enable_compilation_cache
 
+    enable_compilation_cache()  # a second run on the same image size does not compile again
     path = registry.resolve(spec)
     config, params, card = checkpoint.load_model(path)
     name = path.stem if path.parent == registry.SHIPPED else card.get("name") or path.stem

@@ -42,7 +42,7 @@ _DECODE_BLOCK = 1024  # most chunks regenerated per jitted call on the receiver
 class RccConfig:
     """Chunk size (nominal KL in bits) and candidate margin: 2 ** (chunk_bits + margin) candidates."""
 
-    chunk_bits: int = 10
+    chunk_bits: int = 8  # measured on CPU: a quarter of the time of 10 bits for a few % more rate
     margin: int = 2
 
     def __post_init__(self) -> None:
@@ -158,8 +158,8 @@ def regenerate(
         idx = np.zeros(block, dtype=np.uint32)
         stop = min(n_chunks, start + block)
         idx[: stop - start] = code.indices[start:stop]
-        block = _regenerate_block(step_key, jnp.asarray(chunks, jnp.uint32), jnp.asarray(idx), width)
-        rows.append(np.asarray(block)[: stop - start])
+        chosen = _regenerate_block(step_key, jnp.asarray(chunks, jnp.uint32), jnp.asarray(idx), width)
+        rows.append(np.asarray(chosen)[: stop - start])
     values = np.concatenate(rows)  # (n_chunks, width)
     eps = np.empty(dims, dtype=np.float32)
     valid = table >= 0

@@ -57,9 +57,22 @@ class DiffcCoder(Codec, Protocol):
 DiffcFactory = Callable[[str, str], DiffcCoder]
 """Builds a diffc coder from ``--model`` and ``--method`` (how lossy decoding reconstructs)."""
 
-DIFFC_CODERS: dict[str, DiffcFactory] = {}
+
+
+def _adapter(name: str) -> DiffcFactory:
+    """A factory for the adapter ``name`` of ``diffc_modes``, imported only when called (JAX)."""
+
+    def build(model: str, method: str) -> DiffcCoder:
+        from diffc.evaluation import diffc_modes
+
+        return getattr(diffc_modes, name)(model, method)
+
+    return build
+
+
+DIFFC_CODERS: dict[str, DiffcFactory] = {"lossy": _adapter("LossyCoder")}
 """diffc's coders by container mode label ("lossy", "lossless-vdm", "lossless-ardm"). A coder joins
-the evaluation with one line in its own module: ``DIFFC_CODERS["lossy"] = LossyCoder``."""
+the evaluation with one line here, naming its adapter in ``diffc_modes``."""
 
 MODES = ("lossy", "lossless")
 METHODS = ("flow", "ancestral", "mean")

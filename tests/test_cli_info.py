@@ -149,7 +149,7 @@ def test_error_random_bytes(capsys, tmp_path: Path) -> None:
 def test_error_empty_file(capsys, tmp_path: Path) -> None:
     path = tmp_path / "empty.dfc"
     path.write_bytes(b"")
-    assert "not a diffc stream" in assert_one_error_line(*run(capsys, "info", str(path)))
+    assert "the stream is empty (0 bytes)" in assert_one_error_line(*run(capsys, "info", str(path)))
 
 
 def test_error_truncated_lossless_stream(capsys, tmp_path: Path) -> None:
@@ -218,7 +218,7 @@ def test_debug_shows_the_exception(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DIFFC_DEBUG", "1")
     path = tmp_path / "empty.dfc"
     path.write_bytes(b"")
-    with pytest.raises(bitstreams.NotAContainerError):
+    with pytest.raises(bitstreams.TruncatedStreamError):
         main(["info", str(path)])
 
 

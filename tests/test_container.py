@@ -247,7 +247,7 @@ Corrupt, Unsupported, NotDFC = CorruptStreamError, UnsupportedVersionError, NotA
 @pytest.mark.parametrize(
     ("data", "kind", "message"),
     [
-        (b"", NotDFC, "not a diffc stream"),
+        (b"", TruncatedStreamError, "the stream is empty"),
         (b"PK\x03\x04rest", NotDFC, "missing the 'DFC' magic"),
         (b"dfc\x01", NotDFC, "magic"),
         (raw_header(magic=b"DFX"), NotDFC, "magic"),
@@ -422,7 +422,7 @@ def test_magic_prefix_is_truncation_and_other_short_data_is_not_a_container() ->
     for cut in (1, 2):
         with pytest.raises(TruncatedStreamError, match="inside the magic"):
             bitstreams.read(b"DFC"[:cut])
-    for data in (b"", b"X", b"DX", b"D\x00"):
+    for data in (b"X", b"DX", b"D\x00"):
         with pytest.raises(NotAContainerError):
             bitstreams.read(data)
 

@@ -186,7 +186,8 @@ def test_a_folder_of_other_files_is_refused(tmp_path, capsys):
     assert "is not empty and holds no results.json" in capsys.readouterr().err
 
 
-def test_a_model_without_a_registered_coder_is_an_error(tmp_path, capsys):
+def test_a_model_without_a_registered_coder_is_an_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(codecs, "DIFFC_CODERS", {})
     data = tiny_set(tmp_path / "tiny")
     out = tmp_path / "out"
     assert main(["eval", "rd", "--data", str(data), "--out", str(out), "--model", "vdm-small"]) == 1

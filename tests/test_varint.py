@@ -68,7 +68,7 @@ def test_non_minimal_encodings_are_refused(encoded: str) -> None:
 
 @pytest.mark.parametrize("encoded", ["", "80", "ffff", "ffffffffffffffffff"])
 def test_truncated_varints_are_named(encoded: str) -> None:
-    with pytest.raises(TruncatedStreamError, match="stream ends inside the seed at byte 0"):
+    with pytest.raises(TruncatedStreamError, match="the stream ends inside the seed at byte 0"):
         varint.decode(bytes.fromhex(encoded), 0, "the seed")
 
 

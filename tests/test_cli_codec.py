@@ -1,0 +1,132 @@
+"""``diffc encode`` / ``diffc decode`` end to end with a tiny untrained model saved to disk."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffc import bitstreams
+from diffc.cli.main import main
+from diffc.models import checkpoint, configs, vdm
+
+FAST = ["--steps", "2", "--chunk-bits", "4", "--margin", "1"]
+
+
+def save_tiny(folder: Path, seed: int) -> Path:
+    cfg = configs.get_config("tiny")
+    checkpoint.save_model(folder / "tiny", cfg, vdm.init_params(cfg, seed), {"name": "tiny"})
+    return folder / "tiny.json"
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    root = tmp_path_factory.mktemp("codec")
+    (root / "a").mkdir()
+    (root / "b").mkdir()
+    model, other = save_tiny(root / "a", 0), save_tiny(root / "b", 1)
+    rng = np.random.default_rng(0)
+    rgb = np.clip(np.cumsum(rng.normal(size=(10, 14, 3)) * 20, axis=1) + 128, 0, 255).astype(np.uint8)
+    Image.fromarray(rgb).save(root / "rgb.png")
+    Image.fromarray(rgb[..., 0]).save(root / "gray.png")
+    assert main(["encode", str(root / "rgb.png"), "--bpp", "16", "-o", str(root / "rgb.dfc"),
+                 "--model", str(model), "--quiet", *FAST]) == 0
+    assert main(["encode", str(root / "gray.png"), "--lossless", "-o", str(root / "gray.dfc"),
+                 "--model", str(model), "--quiet", *FAST]) == 0
+    return root, model, other
+
+
+def run(args, capsys) -> tuple[int, str]:
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def test_encode_stays_within_the_rate_and_decode_writes_the_image(work, capsys):
+    root, model, _ = work
+    data = (root / "rgb.dfc").read_bytes()
+    assert 8 * len(data) <= 16 * 10 * 14
+    out = root / "rgb-out.png"
+    code, err = run(["decode", root / "rgb.dfc", "-o", out, "--model", model, "--quiet"], capsys)
+    assert code == 0, err
+    with Image.open(out) as im:
+        assert im.mode == "RGB" and im.size == (14, 10)
+
+
+def test_lossless_stream_decodes_exactly_and_grayscale_stays_grayscale(work, capsys):
+    root, model, _ = work
+    stream, out = root / "gray.dfc", root / "gray-out.png"
+    code, err = run(["decode", stream, "-o", out, "--model", model, "--quiet"], capsys)
+    assert code == 0, err
+    with Image.open(out) as im, Image.open(root / "gray.png") as original:
+        assert im.mode == "L"
+        np.testing.assert_array_equal(np.asarray(im), np.asarray(original))
+
+
+def test_a_truncated_stream_decodes_its_complete_chunks_with_a_notice(work, capsys):
+    root, model, _ = work
+    data = (root / "gray.dfc").read_bytes()  # the steps, then the lossless tail
+    container = bitstreams.read(data)
+    assert len(container.chunks) >= 2
+    cut = root / "cut.dfc"
+    cut.write_bytes(data[: container.header_bytes + len(container.chunks[0]) + 1])
+    code, err = run(["decode", cut, "-o", root / "cut.png", "--model", model], capsys)
+    assert code == 0, err
+    assert "truncated" in err and (root / "cut.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: d[:10], "truncated"),
+        (lambda d: d[:-3] + bytes([d[-3] ^ 0x40]) + d[-2:], "checksum mismatch in chunk 0"),
+        (lambda d: b"GIF89a" + d[6:], "not a diffc stream"),
+        (lambda d: b"", "the stream is empty"),
+    ],
+    ids=["header-cut", "bit-flip", "other-format", "empty"],
+)
+def test_damaged_streams_give_one_line_and_no_output(work, capsys, damage, message):
+    root, model, _ = work
+    bad, out = root / "bad.dfc", root / "bad.png"
+    bad.write_bytes(damage((root / "rgb.dfc").read_bytes()))
+    code, err = run(["decode", bad, "-o", out, "--model", model], capsys)
+    assert code == 1
+    assert err.startswith("diffc: error:") and err.count("\n") == 1 and message in err.lower(), err
+    assert not out.exists()
+
+
+def test_another_model_is_refused(work, capsys):
+    root, _, other = work
+    out = root / "other.png"
+    code, err = run(["decode", root / "rgb.dfc", "-o", out, "--model", other], capsys)
+    assert code == 1 and "the stream was made with model tiny" in err
+    assert not out.exists()
+
+
+def test_bad_inputs_give_one_line_and_no_output(work, capsys, tmp_path):
+    root, model, _ = work
+    out = tmp_path / "x.dfc"
+    common = ["--bpp", "1", "-o", out, "--model", model, *FAST]
+    code, err = run(["encode", tmp_path / "missing.png", *common], capsys)
+    assert code == 1 and "no such file" in err
+    (tmp_path / "junk.png").write_bytes(b"not an image at all")
+    code, err = run(["encode", tmp_path / "junk.png", *common], capsys)
+    assert code == 1 and "is not an image" in err
+    Image.fromarray(np.zeros((4, 4, 4), np.uint8), "RGBA").save(tmp_path / "alpha.png")
+    code, err = run(["encode", tmp_path / "alpha.png", *common], capsys)
+    assert code == 1 and "alpha channel" in err
+    code, err = run(["encode", root / "rgb.png", "-o", out, "--model", model], capsys)
+    assert code == 1 and "--bpp" in err
+    code, err = run(["encode", root / "rgb.png", *common[:-len(FAST)-2], "--model", tmp_path / "nomodel"], capsys)
+    assert code == 1 and "no model" in err
+    assert not out.exists()
+
+
+def test_existing_outputs_are_kept_without_force(work, capsys):
+    root, model, _ = work
+    out = root / "kept.png"
+    out.write_bytes(b"precious")
+    code, err = run(["decode", root / "rgb.dfc", "-o", out, "--model", model], capsys)
+    assert code == 1 and "pass --force" in err
+    assert out.read_bytes() == b"precious"
+    code, err = run(["decode", root / "rgb.dfc", "-o", out, "--model", model, "--force", "--quiet"], capsys)
+    assert code == 0 and out.read_bytes().startswith(b"\x89PNG")
