@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from diffc.models import registry
+from diffc.cli.errors import UserError
+from diffc.cli.io import check_writable
+from diffc.models import checkpoint, registry
 
 
 def _line(card: dict[str, Any]) -> str:
@@ -30,6 +33,11 @@ def models(
         str | None, typer.Argument(help="Show this model's whole card (a name or a checkpoint path).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the cards as JSON.")] = False,
+    export: Annotated[Path | None, typer.Option(
+        "--export", help="Write MODEL to EXPORT.msgpack + EXPORT.json (e.g. a run, to ship it).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Name of the exported model (default: EXPORT's stem).")] = None,
+    dtype: Annotated[str, typer.Option("--dtype", help="Exported weights: float16 or float32.")] = "float16",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing export.")] = False,
 ) -> None:
     """List the shipped models, or show one model's card.
 
@@ -40,7 +48,19 @@ def models(
       diffc models
 
       diffc models default --json
+
+      diffc models runs/vdm --export models/checkpoints/vdm-small --dtype float16
     """
+    if export is not None:
+        if model is None:
+            raise UserError("--export needs the MODEL to export")
+        if dtype not in checkpoint.DTYPES:
+            raise UserError(f"--dtype must be one of {', '.join(checkpoint.DTYPES)}")
+        for suffix in (".msgpack", ".json"):
+            check_writable(Path(f"{export}{suffix}"), force=force)
+        card = checkpoint.export_model(registry.resolve(model), export, name=name or export.name, dtype=dtype)
+        typer.echo(f"wrote {export}.msgpack ({card['bytes']} bytes, {dtype}) and {export}.json")
+        return
     if model is not None:
         card = registry.describe(model)
         if as_json:

@@ -112,6 +112,16 @@ def save_model(
     return write_blob(stem, params_bytes(params, dtype), full)
 
 
+def export_model(src: Path, stem: Path, *, name: str, dtype: str = "float16") -> dict[str, Any]:
+    """Copy the model at ``src`` to ``stem.msgpack`` + ``stem.json`` in ``dtype`` under ``name``,
+    keeping its card (and recording the source's sha256): how a run becomes a shipped model."""
+    config, params, card = load_model(src)
+    card = {**card, "name": name, "exported_from": {"sha256": card["sha256"], "dtype": card.get("dtype")}}
+    for key in ("weights", "sha256", "bytes", "dtype", "format", "config"):
+        card.pop(key, None)
+    return save_model(stem, config, params, card, dtype=dtype)
+
+
 def _restore(target: Any, payload: bytes, where: Path) -> Any:
     try:
         restored = flax.serialization.msgpack_restore(payload)

@@ -130,3 +130,14 @@ def test_existing_outputs_are_kept_without_force(work, capsys):
     assert out.read_bytes() == b"precious"
     code, err = run(["decode", root / "rgb.dfc", "-o", out, "--model", model, "--force", "--quiet"], capsys)
     assert code == 0 and out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_python_api_decodes_like_the_cli(work, capsys):
+    from diffc.codec import decompress
+
+    root, model, _ = work
+    out = root / "api-cli.png"
+    assert main(["decode", str(root / "rgb.dfc"), "-o", str(out), "--model", str(model), "--quiet"]) == 0
+    pixels = decompress((root / "rgb.dfc").read_bytes(), model=str(model))
+    with Image.open(out) as im:
+        np.testing.assert_array_equal(pixels, np.asarray(im))
