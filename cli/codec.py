@@ -13,6 +13,7 @@ import typer
 from diffc.cli.errors import UserError
 from diffc.cli.images import read_image, write_png
 from diffc.cli.io import STDIO, check_writable, read_bytes, write_bytes
+from diffc.cli.progress import progress_bar
 
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="A shipped model's name (see `diffc models`) or a checkpoint path.")
@@ -26,6 +27,11 @@ class Method(str, Enum):
     flow = "flow"
     ancestral = "ancestral"
     mean = "mean"
+
+
+class PriorName(str, Enum):
+    diffc = "diffc"
+    vdm = "vdm"
 
 
 def _default_output(input_path: Path, suffix: str, output: Path | None) -> Path:
@@ -58,51 +64,78 @@ def _note(quiet: bool, message: str) -> None:
 def encode(
     image: Annotated[Path, typer.Argument(help="Image to compress (PNG, JPEG, ...), or - for stdin.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output stream (default: IMAGE.dfc; - for stdout).")] = None,
-    bpp: Annotated[str | None, typer.Option("--bpp", help="Bits per pixel to spend at most, header included, or 'max' for a stream that ends lossless.")] = None,
-    lossless: Annotated[bool, typer.Option("--lossless", help="Code the image exactly (same as --bpp max).")] = False,
+    bpp: Annotated[str | None, typer.Option("--bpp", help="Bits per pixel to spend at most, header included, or 'max' for a DiffC stream that ends lossless.")] = None,
+    lossless: Annotated[bool, typer.Option("--lossless", help="Code the image exactly (with --prior vdm unless another prior is named).")] = False,
+    prior: Annotated[PriorName | None, typer.Option("--prior", help="Lossless coder: vdm (bits-back, closest to the model's ELBO) or diffc (the progressive lossy stream run to the end).")] = None,
     model: ModelOption = "default",
-    steps: Annotated[int, typer.Option("--steps", min=1, max=64, help="Coding steps after the first (more: finer rate control and progression, slower).")] = 12,
-    chunk_bits: Annotated[int, typer.Option("--chunk-bits", min=1, max=20, help="Reverse channel coding: KL bits per chunk.")] = 6,
-    margin: Annotated[int, typer.Option("--margin", min=0, max=8, help="Reverse channel coding: 2^(chunk bits + margin) candidates per chunk.")] = 1,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, max=4096, help="Lossy: coding steps after the first (default 12, at most 64). Lossless vdm: diffusion steps T (default 100).", show_default=False)] = None,
+    chunk_bits: Annotated[int | None, typer.Option("--chunk-bits", min=1, max=20, help="Lossy reverse channel coding: KL bits per chunk (default 6).", show_default=False)] = None,
+    margin: Annotated[int | None, typer.Option("--margin", min=0, max=8, help="Lossy reverse channel coding: 2^(chunk bits + margin) candidates per chunk (default 1).", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Shared randomness of the stream.")] = 0,
     force: ForceOption = False,
     quiet: QuietOption = False,
     stats: StatsOption = None,
 ) -> None:
-    """Compress an image with lossy DiffC.
+    """Compress an image: lossy DiffC at a rate, or lossless.
 
     Examples:
 
       diffc encode photo.png --bpp 0.5 -o photo.dfc
 
-      diffc encode photo.png --bpp max            # progressive, ends lossless
+      diffc encode photo.png --lossless                # bits-back with the VDM prior
+
+      diffc encode photo.png --bpp max                 # progressive DiffC stream that ends lossless
     """
-    from diffc.codec import denoiser, lossy, rcc
+    from diffc.codec import api, bitsback, denoiser, lossy, rcc
 
     rate = _parse_bpp(bpp, lossless)
+    chosen = _choose_prior(prior, lossless, bpp)
+    steps = api.default_steps(chosen.value) if steps is None else steps
+    if chosen is PriorName.diffc and steps > lossy.MAX_STEPS:
+        raise UserError(f"--steps for lossy DiffC is at most {lossy.MAX_STEPS}, not {steps}")
+    if chosen is PriorName.vdm and (chunk_bits, margin) != (None, None):
+        raise UserError("--chunk-bits and --margin tune lossy DiffC; bits-back (--prior vdm) has no such knobs")
     out = _default_output(image, ".dfc", output)
     check_writable(out, force=force)
     if stats is not None:
         check_writable(stats, force=force)
     pixels = read_image(image)
     den = denoiser.load(model)
-    config = lossy.LossyConfig(steps=steps, rcc=rcc.RccConfig(chunk_bits, margin))
-    _note(quiet, f"diffc: encoding {pixels.shape[1]}x{pixels.shape[0]} with {den.name}, {steps + 1} steps")
+    what = "lossless bits-back" if chosen is PriorName.vdm else ("lossless DiffC" if rate is None else "DiffC")
+    _note(quiet, f"diffc: {what} of {pixels.shape[1]}x{pixels.shape[0]} with {den.name}, {steps} steps")
     start = time.perf_counter()
-    result = lossy.encode(pixels, den, bpp=rate, config=config, seed=seed)
+    if chosen is PriorName.vdm:
+        with progress_bar("encoding", "patches", quiet=quiet) as progress:
+            coded = bitsback.encode(pixels, den, steps=steps, seed=seed, progress=progress)
+        facts = bitsback.describe(coded)
+        summary = f"{facts['bpd']:.4f} bits/dim ({facts['seed_patches']} of {facts['patches']} patches seeded directly)"
+    else:
+        defaults = rcc.RccConfig()
+        knobs = rcc.RccConfig(chunk_bits or defaults.chunk_bits, defaults.margin if margin is None else margin)
+        config = lossy.LossyConfig(steps=steps, rcc=knobs)
+        with progress_bar("encoding", "steps", quiet=quiet) as progress:
+            coded = lossy.encode(pixels, den, bpp=rate, config=config, seed=seed, progress=progress)
+        facts = lossy.describe(coded, pixels.shape[0] * pixels.shape[1])
+        summary = (f"{facts['bpp']:.4f} bpp, {len(coded.steps)} steps" + (", lossless" if coded.lossless else "")
+                   + (f", {facts['overhead_ratio']:.3f}x the KL" if facts["overhead_ratio"] else ""))
     seconds = time.perf_counter() - start
-    write_bytes(out, result.data, force=force)
-    facts = lossy.describe(result, pixels.shape[0] * pixels.shape[1])
+    write_bytes(out, coded.data, force=force)
     facts["seconds_total"] = seconds
     if stats is not None:
         write_bytes(stats, (json.dumps(facts, indent=2) + "\n").encode(), force=force)
-    _note(
-        quiet,
-        f"diffc: {len(result.data)} bytes, {facts['bpp']:.4f} bpp, {len(result.steps)} steps"
-        + (", lossless" if result.lossless else "")
-        + (f", {facts['overhead_ratio']:.3f}x the KL" if facts["overhead_ratio"] else "")
-        + f", {seconds:.1f} s",
-    )
+    _note(quiet, f"diffc: {len(coded.data)} bytes, {summary}, {seconds:.1f} s")
+
+
+def _choose_prior(prior: PriorName | None, lossless: bool, bpp: str | None) -> PriorName:
+    from diffc.codec import api
+
+    if bpp is not None and lossless:
+        raise UserError("--bpp and --lossless exclude each other (--bpp max is the lossless DiffC stream)")
+    if prior is None:
+        return PriorName(api.LOSSLESS_PRIOR) if lossless else PriorName.diffc
+    if prior is PriorName.vdm and not lossless:
+        raise UserError("--prior vdm codes losslessly: use it with --lossless and without --bpp")
+    return prior
 
 
 def decode(
@@ -124,31 +157,42 @@ def decode(
 
       diffc decode photo.dfc --max-bytes 4000 -o preview.png
     """
-    from diffc import bitstreams
-    from diffc.codec import denoiser, lossy
+    from diffc.bitstreams import Mode
+    from diffc.codec import api, bitsback, denoiser, lossy
 
     out = _default_output(stream, ".png", output)
     check_writable(out, force=force)
     if stats is not None:
         check_writable(stats, force=force)
     data = read_bytes(stream)
-    header = bitstreams.read(data[:max_bytes] if max_bytes else data).header
+    try:
+        header = api.header_of(data, max_bytes)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     den = denoiser.load(model or header.model_id)
     start = time.perf_counter()
-    latent = lossy.decode_latent(data, den, max_bytes=max_bytes)
-    pixels = lossy.reconstruct(latent, den, method=method.value, steps=decode_steps, seed=header.seed)
-    seconds = time.perf_counter() - start
-    write_png(out, pixels, force=force)
-    if latent.truncated:
-        _note(False, f"diffc: note: the stream is truncated; decoded {latent.steps_decoded} of {latent.steps_total} steps")
-    if stats is not None:
+    if header.mode is Mode.LOSSLESS_VDM:
+        with progress_bar("decoding", "patches", quiet=quiet) as progress:
+            pixels = bitsback.decode(data, den, progress)
+        facts: dict[str, object] = {"mode": header.mode.label, "lossless": True}
+        done = "losslessly"
+    else:
+        latent = lossy.decode_latent(data, den, max_bytes=max_bytes)
+        pixels = lossy.reconstruct(latent, den, method=method.value, steps=decode_steps, seed=header.seed)
+        if latent.truncated:
+            _note(False, f"diffc: note: the stream is truncated; decoded {latent.steps_decoded} of {latent.steps_total} steps")
         facts = {
+            "mode": header.mode.label,
             "steps_decoded": latent.steps_decoded,
             "steps_total": latent.steps_total,
             "gamma": latent.gamma,
             "lossless": latent.pixels is not None,
             "method": method.value,
-            "seconds_total": seconds,
         }
+        done = f"from {latent.steps_decoded} steps"
+    seconds = time.perf_counter() - start
+    write_png(out, pixels, force=force)
+    if stats is not None:
+        facts["seconds_total"] = seconds
         write_bytes(stats, (json.dumps(facts, indent=2) + "\n").encode(), force=force)
-    _note(quiet, f"diffc: {pixels.shape[1]}x{pixels.shape[0]} from {latent.steps_decoded} steps, {seconds:.1f} s")
+    _note(quiet, f"diffc: {pixels.shape[1]}x{pixels.shape[0]} {done}, {seconds:.1f} s")

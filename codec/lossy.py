@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -39,6 +40,9 @@ _TAIL_SLICE = 1 << 16  # subpixels per categorical batch of the lossless tail
 
 class LossyError(Exception):
     """A stream this decoder cannot use (other model, inconsistent chunks)."""
+
+
+MAX_STEPS = 64  # coding steps after the first; a decoder refuses more
 
 
 @dataclass(frozen=True)
@@ -213,10 +217,13 @@ def _pop_tail(data: bytes, z_0: jax.Array, gamma_0: jax.Array) -> np.ndarray:
 
 
 def encode(
-    pixels: np.ndarray, den: Denoiser, *, bpp: float | None, config: LossyConfig = LossyConfig(), seed: int = 0
+    pixels: np.ndarray, den: Denoiser, *, bpp: float | None, config: LossyConfig = LossyConfig(), seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EncodeResult:
     """Code ``pixels`` (H, W, C uint8) at most ``bpp`` bits per pixel (header included), or all the
-    way to a lossless stream when ``bpp`` is None."""
+    way to a lossless stream when ``bpp`` is None; ``progress(done, total)`` follows the steps."""
+    if not 1 <= config.steps <= MAX_STEPS:
+        raise ValueError(f"steps must lie in [1, {MAX_STEPS}], not {config.steps}")
     pixels = np.asarray(pixels)
     if pixels.ndim == 2:
         pixels = pixels[..., None]
@@ -259,6 +266,8 @@ def encode(
         codes.append(code)
         latents.append(np.asarray(z))
         stats.append(StepStats(float(gamma_t), rcc.kl_bits(u), ideal, code.indices.size))
+        if progress:
+            progress(i + 1, len(grid) + 1)
 
     t0 = time.perf_counter()
     tail = _tail_bytes(np.repeat(pixels, 3 // channels, axis=-1), z, jnp.asarray(g0, jnp.float32)) if lossless else None
@@ -314,7 +323,9 @@ def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -
         config = rcc.RccConfig(p.get("chunk_bits", 0), p.get("margin", 0))
     except ValueError as exc:
         raise bitstreams.CorruptStreamError(f"bad coding parameters: {exc}") from None
-    steps_total = p.get("steps", 0) + 1
+    if not 1 <= p.get("steps", 0) <= MAX_STEPS:
+        raise bitstreams.CorruptStreamError(f"steps {p.get('steps', 0)} is outside [1, {MAX_STEPS}]")
+    steps_total = p["steps"] + 1
     x_like = jnp.zeros((1, header.height, header.width, 3), jnp.float32)
     dims = x_like.size
     g0, g1 = den.gamma_range

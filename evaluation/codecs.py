@@ -70,7 +70,11 @@ def _adapter(name: str) -> DiffcFactory:
     return build
 
 
-DIFFC_CODERS: dict[str, DiffcFactory] = {"lossy": _adapter("LossyCoder")}
+DIFFC_CODERS: dict[str, DiffcFactory] = {
+    "lossy": _adapter("LossyCoder"),
+    "lossless-vdm": _adapter("BitsBackCoder"),
+    "lossless-diffc": _adapter("LosslessDiffcCoder"),
+}
 """diffc's coders by container mode label ("lossy", "lossless-vdm", "lossless-ardm"). A coder joins
 the evaluation with one line here, naming its adapter in ``diffc_modes``."""
 

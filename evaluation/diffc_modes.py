@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from diffc.codec import denoiser, lossy
+from diffc.codec import bitsback, denoiser, lossy
 from diffc.evaluation.codecs import Target
 
 DECODE_STEPS = 16
@@ -30,11 +30,11 @@ class LossyCoder:
 
     def __post_init__(self) -> None:
         self.den = denoiser.load(self.model)
-        self.name = f"diffc-{self.method}"
+        self.name = "diffc-lossless-diffc" if self.lossless else f"diffc-{self.method}"
         self.model_card_hash = self.den.weights_sha256
 
     def targets(self, bpps: Sequence[float]) -> tuple[Target, ...]:
-        return (*bpps, 1.5 * max(bpps))
+        return (None,) if self.lossless else (*bpps, 1.5 * max(bpps))
 
     def encode(self, image: np.ndarray, target: Target) -> bytes:
         return lossy.encode(image, self.den, bpp=target, config=self.config).data
@@ -50,3 +50,36 @@ class LossyCoder:
                 "options": {"method": self.method, "steps": c.steps, "chunk_bits": c.rcc.chunk_bits,
                             "margin": c.rcc.margin, "decode_steps": DECODE_STEPS}}
 
+
+
+def LosslessDiffcCoder(model: str, method: str) -> LossyCoder:  # noqa: N802 (an adapter, like the classes)
+    """The progressive DiffC stream run to its lossless tail (``--bpp max``)."""
+    return LossyCoder(model, method, lossless=True)
+
+
+@dataclass
+class BitsBackCoder:
+    """Lossless bits-back with the VDM prior at ``bitsback.DEFAULT_STEPS`` steps (``method`` unused)."""
+
+    model: str
+    method: str
+    steps: int = bitsback.DEFAULT_STEPS
+    lossless: bool = True
+
+    def __post_init__(self) -> None:
+        self.den = denoiser.load(self.model)
+        self.name = "diffc-lossless-vdm"
+        self.model_card_hash = self.den.weights_sha256
+
+    def targets(self, bpps: Sequence[float]) -> tuple[Target, ...]:
+        return (None,)
+
+    def encode(self, image: np.ndarray, target: Target) -> bytes:
+        return bitsback.encode(image, self.den, steps=self.steps).data
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return bitsback.decode(data, self.den)
+
+    def settings(self) -> dict[str, Any]:
+        return {"library": f"diffc bits-back ({self.den.name})", "swept": None,
+                "options": {"steps": self.steps, "patch_size": bitsback.DEFAULT_PATCH}}

@@ -125,11 +125,10 @@ def export_model(src: Path, stem: Path, *, name: str, dtype: str = "float16") ->
 def _restore(target: Any, payload: bytes, where: Path) -> Any:
     try:
         restored = flax.serialization.msgpack_restore(payload)
-        structure_ok = jax.tree.structure(restored) == jax.tree.structure(
-            flax.serialization.to_state_dict(target)
-        )
-        shapes_ok = all(
-            np.shape(a) == np.shape(b) for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(target))
+        expected = flax.serialization.to_state_dict(target)
+        structure_ok = jax.tree.structure(restored) == jax.tree.structure(expected)
+        shapes_ok = structure_ok and all(
+            np.shape(a) == np.shape(b) for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(expected))
         )
     except Exception as exc:  # msgpack raises several unrelated types on garbage
         raise ModelError(f"checkpoint {where} cannot be read ({type(exc).__name__}: {exc})") from None

@@ -78,7 +78,7 @@ def train_step(state: TrainState, k: jax.Array, config: VDMConfig) -> tuple[Trai
     state = state.apply_gradients(grads=grads)
     decay = jnp.minimum(config.ema_decay, (1.0 + state.step) / (10.0 + state.step))
     ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, state.params)
-    metrics = {**terms, "grad_norm": optax.global_norm(grads)}
+    metrics = {**terms, "grad_norm": optax.tree.norm(grads)}
     return state.replace(ema_params=ema), metrics
 
 
@@ -156,7 +156,7 @@ def fit(opts: FitOptions, report: Callable[[dict[str, Any]], None] = lambda m: N
     state_stem, model_stem, log_path = opts.out / "state", opts.out / "model", opts.out / "log.jsonl"
     if opts.resume:
         state, card = checkpoint.load_state(state_stem, state)
-        if card["config"] != cfg.to_dict():
+        if VDMConfig.from_dict(card["config"]) != cfg:
             raise ValueError(f"--resume with a different config than {checkpoint.card_path(state_stem)}")
         run = card["run"]
     run["sessions"] += 1

@@ -31,7 +31,7 @@ def work(tmp_path_factory):
     Image.fromarray(rgb[..., 0]).save(root / "gray.png")
     assert main(["encode", str(root / "rgb.png"), "--bpp", "16", "-o", str(root / "rgb.dfc"),
                  "--model", str(model), "--quiet", *FAST]) == 0
-    assert main(["encode", str(root / "gray.png"), "--lossless", "-o", str(root / "gray.dfc"),
+    assert main(["encode", str(root / "gray.png"), "--bpp", "max", "-o", str(root / "gray.dfc"),
                  "--model", str(model), "--quiet", *FAST]) == 0
     return root, model, other
 
@@ -60,6 +60,44 @@ def test_lossless_stream_decodes_exactly_and_grayscale_stays_grayscale(work, cap
     with Image.open(out) as im, Image.open(root / "gray.png") as original:
         assert im.mode == "L"
         np.testing.assert_array_equal(np.asarray(im), np.asarray(original))
+
+
+def test_lossless_vdm_stream_round_trips_and_is_not_progressive(work, capsys):
+    root, model, _ = work
+    stream, out = root / "rgb-ll.dfc", root / "rgb-ll.png"
+    code, err = run(["encode", root / "rgb.png", "--lossless", "--steps", "3", "-o", stream, "--model", model], capsys)
+    assert code == 0, err
+    assert "lossless bits-back" in err and "bits/dim" in err
+    assert bitstreams.read(stream.read_bytes()).header.mode is bitstreams.Mode.LOSSLESS_VDM
+    code, err = run(["decode", stream, "-o", out, "--model", model, "--quiet"], capsys)
+    assert code == 0, err
+    with Image.open(out) as im, Image.open(root / "rgb.png") as original:
+        np.testing.assert_array_equal(np.asarray(im), np.asarray(original))
+    code, err = run(["decode", stream, "-o", root / "ll-cut.png", "--max-bytes", "100", "--model", model], capsys)
+    assert code == 1 and "not progressive" in err
+    cut = root / "ll-cut.dfc"
+    cut.write_bytes(stream.read_bytes()[:-5])
+    code, err = run(["decode", cut, "-o", root / "ll-cut.png", "--model", model], capsys)
+    assert code == 1 and "truncated" in err and err.count("\n") == 1
+    assert not (root / "ll-cut.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--prior", "vdm", "--bpp", "1"], "--prior vdm codes losslessly"),
+        (["--lossless", "--bpp", "1"], "exclude each other"),
+        (["--lossless", "--chunk-bits", "4"], "bits-back (--prior vdm) has no such knobs"),
+        (["--bpp", "1", "--steps", "65"], "at most 64"),
+    ],
+    ids=["vdm-lossy", "both-rates", "rcc-knobs", "lossy-steps"],
+)
+def test_conflicting_options_are_refused(work, capsys, tmp_path, args, message):
+    root, model, _ = work
+    out = tmp_path / "x.dfc"
+    code, err = run(["encode", root / "rgb.png", "-o", out, "--model", model, *args], capsys)
+    assert code == 1 and message in err, err
+    assert not out.exists()
 
 
 def test_a_truncated_stream_decodes_its_complete_chunks_with_a_notice(work, capsys):
@@ -141,3 +179,16 @@ def test_python_api_decodes_like_the_cli(work, capsys):
     pixels = decompress((root / "rgb.dfc").read_bytes(), model=str(model))
     with Image.open(out) as im:
         np.testing.assert_array_equal(pixels, np.asarray(im))
+
+
+def test_python_api_lossless_round_trip(work):
+    from diffc.codec import compress, decompress
+
+    root, model, _ = work
+    with Image.open(root / "rgb.png") as im:
+        rgb = np.asarray(im)[:5, :7]
+    data = compress(rgb, lossless=True, model=str(model), steps=2)
+    assert bitstreams.read(data).header.mode is bitstreams.Mode.LOSSLESS_VDM
+    np.testing.assert_array_equal(decompress(data, model=str(model)), rgb)
+    with pytest.raises(ValueError, match="either bpp"):
+        compress(rgb, model=str(model))

@@ -254,3 +254,20 @@ def test_a_registered_diffc_coder_joins_with_one_line(tmp_path, monkeypatch):
     assert sorted(p["target"] for p in points) == [2, 2, 2, 4, 4, 4, 6, 6, 6]
     assert "| posterise | " in (out / "summary.md").read_text()
     assert "--model m1 --method ancestral" in results["command"]
+
+
+def test_lossless_evaluation_codes_both_diffc_streams_exactly_beside_png(tmp_path):
+    from diffc.models import checkpoint, configs, vdm
+
+    cfg = configs.get_config("tiny")
+    checkpoint.save_model(tmp_path / "tiny", cfg, vdm.init_params(cfg, 0), {"name": "tiny"})
+    data = tiny_set(tmp_path / "tiny-set")
+    out = tmp_path / "out"
+    args = ["eval", "rd", "--data", str(data), "--out", str(out), "--modes", "lossless", "--codecs", "png",
+            "--model", str(tmp_path / "tiny.json"), "--quiet"]
+    assert main(args) == 0
+    points = {(p["codec"], p["image"]): p for p in load(out / "results.json")["points"]}
+    assert {c for c, _ in points} == {"png", "diffc-lossless-vdm", "diffc-lossless-diffc"}
+    for (codec, _), p in points.items():
+        assert p["bits_per_dim"] == pytest.approx(p["bytes"] * 8 / (32 * 48 * 3))
+    assert "diffc-lossless-vdm" in (out / "summary.md").read_text()

@@ -1,0 +1,71 @@
+"""Plot a training run's loss curve (train bits/dim, smoothed, and validation bits/dim against
+images seen, log scale) from its log.jsonl, with a power-law fit of the validation points
+extrapolated tenfold to show what more compute would buy.
+
+    python benchmarks/training_curve.py runs/vdm-small -o docs/vdm-training.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def load(run: Path) -> tuple[list[dict], list[dict]]:
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    return [r for r in rows if "bpd" in r], [r for r in rows if "val_bpd" in r]
+
+
+def power_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """y = a x^-b + c by a grid over c and least squares in log space; returns (a, b, c)."""
+    best = (np.inf, 0.0, 0.0, 0.0)
+    for c in np.linspace(0.0, y.min() - 1e-3, 200):
+        slope, intercept = np.polyfit(np.log(x), np.log(y - c), 1)
+        err = np.sum((np.exp(intercept) * x**slope + c - y) ** 2)
+        if err < best[0]:
+            best = (err, float(np.exp(intercept)), float(-slope), float(c))
+    return best[1:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("-o", "--output", type=Path, required=True)
+    args = parser.parse_args()
+    train, val = load(args.run)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = np.array([r["images_seen"] for r in train], dtype=float)
+    y = np.array([r["bpd"] for r in train])
+    k = max(1, len(y) // 50)
+    smooth = np.convolve(y, np.ones(k) / k, mode="valid")
+    ax.plot(x[k - 1 :], smooth, lw=1, color="tab:blue", alpha=0.7, label="train (running mean)")
+    vx = np.array([r["images_seen"] for r in val], dtype=float)
+    vy = np.array([r["val_bpd"] for r in val])
+    ax.plot(vx, vy, "o-", color="tab:orange", label="validation (cid22/val crops)")
+    fit = vx > vx.max() / 20
+    if fit.sum() >= 4:
+        a, b, c = power_fit(vx[fit], vy[fit])
+        ext = np.geomspace(vx[fit].min(), 10 * vx.max(), 100)
+        ax.plot(ext, a * ext**-b + c, "--", color="tab:orange", alpha=0.6,
+                label=f"power-law fit {a:.3g}·n^-{b:.2f} + {c:.2f}, extrapolated (indicative)")
+    ax.set_xscale("log")
+    ax.set_xlabel("training crops seen")
+    ax.set_ylabel("negative ELBO (bits/dim)")
+    ax.set_ylim(top=min(8.0, float(np.max(vy)) + 0.5))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    ax.set_title(f"VDM training: {args.run.name}")
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=120)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

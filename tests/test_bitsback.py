@@ -1,0 +1,311 @@
+"""Lossless bits-back coding with the VDM prior (``codec/bitsback.py``), tiny config.
+
+Exactness must hold whatever the model, so most tests use untrained weights. Models whose eps_hat
+is a formula need no network: one that always denoises to white (the worst case for the supports'
+bounds, and the golden stream), one with x_hat = z_t / alpha_t (for the rate against the ELBO).
+"""
+
+import hashlib
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from diffc import bitstreams
+from diffc.bitstreams import Mode
+from diffc.codec import bitsback, entropy
+from diffc.codec.denoiser import Denoiser
+from diffc.models import configs, vdm
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def den() -> Denoiser:
+    cfg = configs.get_config("tiny")
+    return Denoiser(cfg, vdm.init_params(cfg, 0), "tiny-test", "ab" * 32)
+
+
+@dataclass(frozen=True, eq=False)
+class FormulaDenoiser(Denoiser):
+    """A model whose eps_hat(z_t, gamma_t) is a formula, not the network: fast, and extreme on demand."""
+
+    formula: Callable[[jax.Array, jax.Array], jax.Array] | None = None
+
+    @property
+    def prior_step(self):
+        def step(z_t, gamma_t, gamma_s):
+            eps_hat = self.formula(z_t, gamma_t)
+            mean, var = vdm.model_step(z_t, eps_hat, gamma_s.reshape(1), gamma_t.reshape(1))
+            return mean, jnp.sqrt(var)
+
+        return step
+
+
+def white_eps(z_t: jax.Array, gamma_t: jax.Array) -> jax.Array:
+    """The eps_hat that makes x_hat = 1: the model always sees a white image."""
+    alpha, sigma = vdm.alpha_sigma(gamma_t)
+    return (z_t - alpha) / sigma
+
+
+def naive_eps(z_t: jax.Array, gamma_t: jax.Array) -> jax.Array:
+    """eps_hat = 0, so x_hat = z_t / alpha_t: step KLs of about a bit per dimension at T = 20, where
+    an untrained network's misses hit the coder's probability floor and break the ELBO's account."""
+    return jnp.zeros_like(z_t)
+
+
+@pytest.fixture(scope="module")
+def white(den) -> FormulaDenoiser:
+    return FormulaDenoiser(den.config, den.params, "white", "cd" * 32, white_eps)
+
+
+def smooth_image(h: int, w: int, channels: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    walk = np.cumsum(rng.normal(size=(h, w, channels)) * 12, axis=1) + 128
+    return np.clip(walk, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def stream(den):
+    image = smooth_image(8, 8, 3)
+    return image, bitsback.encode(image, den, steps=STEPS, patch_size=4, seed=5)
+
+
+# --- exact round trips ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape, patch_size",
+    [((8, 8, 3), 4), ((6, 6), 3), ((5, 7, 3), 4), ((1, 1, 3), 4), ((1, 1, 1), 1)],
+    ids=["rgb", "gray-2d", "odd-5x7", "1x1-rgb", "1x1-gray"],
+)
+def test_round_trip_is_exact(den, shape, patch_size):
+    image = smooth_image(*shape, 3)[..., : shape[2]] if len(shape) == 3 else smooth_image(*shape, 1)[..., 0]
+    result = bitsback.encode(image, den, steps=STEPS, patch_size=patch_size)
+    decoded = bitsback.decode(result.data, den)
+    expected = image if image.ndim == 3 else image[..., None]  # grayscale comes back (H, W, 1)
+    assert decoded.dtype == np.uint8
+    np.testing.assert_array_equal(decoded, expected)
+    header = bitstreams.read(result.data).header
+    assert header.mode is Mode.LOSSLESS_VDM and (header.height, header.width, header.channels) == expected.shape
+    assert header.params["steps"] == STEPS and header.params["patch_size"] == patch_size
+
+
+def test_stream_header_names_the_model_and_the_image(den, stream):
+    image, result = stream
+    header = bitstreams.read(result.data).header
+    assert header.model_id == den.name and header.model_hash == den.hash8
+    assert header.seed == 5
+    assert header.params["seed_patches"] == result.stats.seed_patches
+    assert header.params["image_crc32"] == zlib.crc32(image.tobytes())
+
+
+def test_any_model_codes_exactly_even_one_that_is_always_wrong(white):
+    """x_hat = 1 while the image is mostly black: the model's means miss by about the most that the
+    bounds allow."""
+    image = np.zeros((6, 6, 3), np.uint8)
+    image[::2, ::3] = 255
+    result = bitsback.encode(image, white, steps=3, patch_size=3)
+    assert result.stats.seed_patches < len(result.stats.patches)  # some patches were chained
+    np.testing.assert_array_equal(bitsback.decode(result.data, white), image)
+
+
+def test_two_images_chained_on_one_stack(den):
+    """The second image pushed on the first one's stack needs no seed: all its patches chain."""
+    first, second = smooth_image(8, 8, 3, seed=1), smooth_image(4, 8, 3, seed=2)
+    coding = bitsback.Coding.of(den, STEPS, 4, seed=0)
+    stack, stats_first = bitsback.push_image(entropy.Stack(), first, coding)
+    stack, stats_second = bitsback.push_image(stack, second, coding)
+    assert stats_first.seed_patches >= 1 and stats_second.seed_patches == 0
+    assert stack.ideal_bits == pytest.approx(stats_first.ideal_bits + stats_second.ideal_bits)
+
+    stack = entropy.Stack.from_bytes(stack.to_bytes())
+    popped_second, direct_second = bitsback.pop_image(stack, second.shape, coding)
+    popped_first, direct_first = bitsback.pop_image(stack, first.shape, coding)
+    np.testing.assert_array_equal(popped_second, second)
+    np.testing.assert_array_equal(popped_first, first)
+    assert (direct_first, direct_second) == (stats_first.seed_patches, 0)
+    assert stack.exhausted()
+
+
+# --- bits accounting -----------------------------------------------------------------------------
+
+
+def test_coded_size_is_the_ideal_cost_within_a_small_margin(stream):
+    """The chunk holds the guard word plus pushed-minus-popped information, up to the rANS head
+    and 24-bit quantisation of each coded symbol."""
+    image, result = stream
+    chunk_bits = 8 * len(bitstreams.read(result.data).chunks[0])
+    overhead = chunk_bits - result.stats.ideal_bits
+    assert -32 <= overhead <= 32 + 64 + 0.05 * image.size * (STEPS + 2), overhead
+
+
+def test_seed_and_steady_state_are_accounted_separately(stream):
+    image, result = stream
+    stats = result.stats
+    assert len(stats.patches) == 4 and stats.dims == image.size
+    assert not stats.patches[0].chained  # an empty stack cannot serve the first patch's pops
+    direct = [p for p in stats.patches if not p.chained]
+    chained = [p for p in stats.patches if p.chained]
+    assert chained and stats.seed_patches == len(direct)
+    assert stats.seed_bits == pytest.approx(sum(p.bits for p in direct))
+    assert stats.seed_dims == sum(p.dims for p in direct)
+    assert stats.steady_bpd == pytest.approx(sum(p.bits for p in chained) / sum(p.dims for p in chained))
+    assert stats.ideal_bits == pytest.approx(stats.seed_bits + stats.steady_bpd * (stats.dims - stats.seed_dims))
+    assert stats.seed_cost_bits == pytest.approx(stats.seed_bits - stats.steady_bpd * stats.seed_dims)
+    facts = bitsback.describe(result)
+    assert facts["bits"] == 8 * len(result.data) and facts["bpd"] == pytest.approx(facts["bits"] / image.size)
+
+
+def test_steady_rate_is_the_t_step_elbo(den):
+    """Chained patches cost the negative ELBO of the same T-step chain (VDM eq. 11 with the
+    discrete-time diffusion loss), up to sampling noise and the discretisation of the latents."""
+    steps, image = 20, smooth_image(8, 32, 3, seed=4)
+    naive = FormulaDenoiser(den.config, den.params, "naive", "12" * 32, naive_eps)
+    words = np.random.default_rng(0).integers(1, 1 << 32, size=8000, dtype=np.uint64).astype(np.uint32)
+    seeded = entropy.Stack(words, seal=True)  # initial bits, so that every patch chains
+    initial_bits = seeded.num_bits()
+    stack, stats = bitsback.push_image(seeded, image, bitsback.Coding.of(naive, steps, 4, 0))
+    assert stats.seed_patches == 0 and len(stats.patches) == 16
+    # the stack grew by what was pushed minus what was popped (the seed's bits that pops consumed)
+    assert stack.num_bits() - initial_bits == pytest.approx(stats.ideal_bits, abs=64 + 0.01 * stats.ideal_bits)
+
+    gamma_fn, _ = vdm.bound_fns(den.config, den.params)
+    copies = 8  # each patch at the middle of every step, ``copies`` times: a stratified estimate
+    patches = np.stack([image[r, c] for r, c in bitsback.patch_grid(8, 32, 4)])
+    batch = jnp.asarray(np.repeat(patches, steps * copies, axis=0))
+    times = jnp.tile(jnp.repeat((jnp.arange(steps) + 0.5) / steps, copies), len(patches))
+    terms = vdm.elbo_terms(batch, jax.random.key(1), gamma_fn, naive_eps, steps=steps, clip=True, times=times)
+    elbo = float(jnp.mean(terms["bpd"]))
+    assert 5 < elbo < 50
+    assert stats.steady_bpd == pytest.approx(elbo, rel=0.03)
+
+
+# --- dithered pops -------------------------------------------------------------------------------
+
+
+def test_dithered_pops_sample_q_right_after_a_mismatched_push():
+    """Pushing N(0, 1) samples under a model 2 stds off leaves the stack's top bits tied to that
+    model's error; a plain pop inherits it, a dithered pop samples q."""
+    rng = np.random.default_rng(0)
+    n, width = 4000, 0.25
+    values = np.round(rng.normal(size=n) / width).astype(np.int64)
+    zeros = np.zeros(n)
+    samples = {}
+    for kind in ("plain", "dithered"):
+        stack = entropy.Stack(rng.integers(1, 1 << 32, size=64, dtype=np.uint64).astype(np.uint32), seal=True)
+        stack.push(values, entropy.gaussian(zeros + 2.0, np.ones(n), width, 64))
+        if kind == "plain":
+            q = entropy.gaussian(zeros, np.ones(n), width, 32)
+        else:
+            q = bitsback.dithered(zeros, 1.0, width, 32, rng.uniform(size=n))
+        samples[kind] = stack.pop(q) * width
+    assert samples["plain"].mean() < -0.15  # popped noise eps - 2 for the symbols most coupled
+    assert abs(samples["dithered"].mean()) < 0.06 and samples["dithered"].std() == pytest.approx(1.0, abs=0.05)
+
+
+def test_dithered_round_trip_and_support():
+    rng = np.random.default_rng(1)
+    means = rng.normal(size=50) * 3
+    dist = bitsback.dithered(means, 0.7, 0.2, 20, rng.uniform(size=50))
+    stack = entropy.Stack()
+    symbols = np.round(means / 0.2).astype(np.int64) + rng.integers(-20, 21, size=50)
+    stack.push(symbols, dist)
+    np.testing.assert_array_equal(entropy.Stack.from_bytes(stack.to_bytes()).pop(dist), symbols)
+    with pytest.raises(entropy.EntropyCodingError, match="outside"):
+        stack.push(symbols + 100, dist)
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def test_truncated_stream_is_a_clear_error(den, stream):
+    _, result = stream
+    with pytest.raises(bitstreams.TruncatedStreamError):
+        bitsback.decode(result.data[:-5], den)
+
+
+def test_flipped_byte_fails_the_chunk_checksum(den, stream):
+    _, result = stream
+    data = bytearray(result.data)
+    data[-3] ^= 0x10
+    with pytest.raises(bitstreams.CorruptStreamError, match="checksum"):
+        bitsback.decode(bytes(data), den)
+
+
+@pytest.mark.parametrize("word", [0, -1])
+def test_corrupt_rans_data_under_valid_checksums_is_a_clear_error(den, stream, word):
+    """A chunk altered and re-framed (fresh CRCs) must not decode to a wrong image silently."""
+    _, result = stream
+    container = bitstreams.read(result.data)
+    words = np.frombuffer(container.chunks[0], dtype="<u4").copy()
+    words[word] ^= 0x00F0F000
+    data = bitstreams.write(container.header, [words.astype("<u4").tobytes()])
+    with pytest.raises(bitstreams.CorruptStreamError):
+        bitsback.decode(data, den)
+
+
+def test_another_model_is_refused(den, stream):
+    _, result = stream
+    other = Denoiser(den.config, den.params, "tiny-test", "ef" * 32)
+    with pytest.raises(bitsback.BitsBackError, match="tiny-test"):
+        bitsback.decode(result.data, other)
+
+
+def test_a_lossy_stream_is_refused(den):
+    header = bitstreams.Header(Mode.LOSSY, 2, 2, 3, 0, den.name, den.hash8, {"steps": 1})
+    with pytest.raises(bitsback.BitsBackError, match="lossy"):
+        bitsback.decode(bitstreams.write(header, [b"\0" * 8]), den)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"steps": 4, "image_crc32": 0, "patch_size": 4}, "lacks seed_patches"),
+        ({"steps": 0, "image_crc32": 0, "patch_size": 4, "seed_patches": 1}, "steps"),
+        ({"steps": 4, "image_crc32": 0, "patch_size": 0, "seed_patches": 1}, "patch size"),
+        ({"steps": 4, "image_crc32": 0, "patch_size": 4, "seed_patches": 5}, "seed patches"),
+    ],
+)
+def test_bad_coding_parameters_are_refused(den, stream, params, message):
+    _, result = stream
+    container = bitstreams.read(result.data)
+    header = bitstreams.Header(Mode.LOSSLESS_VDM, 8, 8, 3, 5, den.name, den.hash8, params)
+    with pytest.raises(bitstreams.CorruptStreamError, match=message):
+        bitsback.decode(bitstreams.write(header, container.chunks), den)
+
+
+def test_a_wrong_image_checksum_is_reported(den, stream):
+    _, result = stream
+    container = bitstreams.read(result.data)
+    params = dict(container.header.params, image_crc32=container.header.params["image_crc32"] ^ 1)
+    header = bitstreams.Header(**{**container.header.__dict__, "params": params})
+    with pytest.raises(bitstreams.CorruptStreamError, match="checksum"):
+        bitsback.decode(bitstreams.write(header, container.chunks), den)
+
+
+@pytest.mark.parametrize("image", [np.zeros((2, 2, 2), np.uint8), np.zeros((2, 2, 3), np.float32)])
+def test_invalid_images_are_refused(den, image):
+    with pytest.raises(ValueError, match="uint8"):
+        bitsback.encode(image, den, steps=STEPS)
+
+
+# --- golden stream -------------------------------------------------------------------------------
+
+
+def test_golden_stream(white):
+    """The stream of a fixed image under the network-free white model, pinned: any change to the
+    chain, its grids, the dithers, the seed coder or the framing shows here (bump the version)."""
+    image = smooth_image(3, 6, 3, seed=9)
+    result = bitsback.encode(image, white, steps=3, patch_size=3, seed=1)
+    data = result.data
+    assert [p.chained for p in result.stats.patches] == [False, True]  # both coders are pinned
+    assert hashlib.sha256(data).hexdigest() == GOLDEN_SHA256
+    np.testing.assert_array_equal(bitsback.decode(data, white), image)
+
+
+GOLDEN_SHA256 = "d82d7e559826979cf2bf40e0e0bfc200ac2b103a059f2749b6039213f72edb8f"
