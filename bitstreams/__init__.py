@@ -9,6 +9,7 @@ from diffc.bitstreams.container import (
     Mode,
     header_size,
     read,
+    require_source,
     write,
 )
 from diffc.bitstreams.errors import (
@@ -16,6 +17,7 @@ from diffc.bitstreams.errors import (
     CorruptStreamError,
     LimitExceededError,
     NotAContainerError,
+    StreamMismatchError,
     TruncatedStreamError,
     UnsupportedVersionError,
 )
@@ -31,9 +33,11 @@ __all__ = [
     "LimitExceededError",
     "Mode",
     "NotAContainerError",
+    "StreamMismatchError",
     "TruncatedStreamError",
     "UnsupportedVersionError",
     "header_size",
     "read",
+    "require_source",
     "write",
 ]

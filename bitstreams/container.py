@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from diffc.bitstreams import varint
 from diffc.bitstreams.errors import (
+    StreamMismatchError,
     BitstreamError,
     CorruptStreamError,
     LimitExceededError,
@@ -166,6 +167,17 @@ class _Reader:
     @property
     def remaining(self) -> int:
         return len(self.data) - self.pos
+
+
+def require_source(header: Header, mode: Mode, model_id: str, model_hash: bytes) -> None:
+    """Refuse a stream of another mode, or made with other weights than ``model_id``'s."""
+    if header.mode is not mode:
+        raise StreamMismatchError(f"this is a {header.mode.label} stream, not a {mode.label} one")
+    if header.model_hash != model_hash or header.model_id != model_id:
+        raise StreamMismatchError(
+            f"the stream was made with model {header.model_id} ({header.model_hash.hex()}), "
+            f"not {model_id} ({model_hash.hex()}); pass --model {header.model_id}"
+        )
 
 
 def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:

@@ -23,3 +23,7 @@ class TruncatedStreamError(BitstreamError):
 
 class LimitExceededError(BitstreamError):
     """A declared size exceeds a limit (pixels, counts) set to avoid huge allocations."""
+
+
+class StreamMismatchError(BitstreamError):
+    """A valid stream that this decoder cannot use: another mode, or another model's weights."""

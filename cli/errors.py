@@ -22,12 +22,10 @@ def debug_enabled() -> bool:
 def describe(exc: BaseException) -> str:
     """One line for ``exc``: its message for known errors, its type and message otherwise."""
     from diffc.bitstreams import BitstreamError
-    from diffc.codec.bitsback import BitsBackError
     from diffc.codec.entropy import EntropyCodingError
-    from diffc.codec.lossy import LossyError
     from diffc.models.checkpoint import ModelError
 
-    known = (UserError, BitstreamError, EntropyCodingError, LossyError, BitsBackError, ModelError)
+    known = (UserError, BitstreamError, EntropyCodingError, ModelError)
     message = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, known):
         return message

@@ -53,7 +53,7 @@ from diffc import bitstreams
 from diffc.bitstreams import Mode
 from diffc.codec import entropy
 from diffc.codec.denoiser import Denoiser
-from diffc.codec.lossy import GAMMA_CODES, _gamma_code, _gamma_value, _pixel_logits, pixels_to_model
+from diffc.codec.lossy import GAMMA_CODES, gamma_code, gamma_value, pixel_logits, pixels_to_model
 from diffc.models import vdm
 
 DEFAULT_STEPS = 100
@@ -68,10 +68,6 @@ POP_TAIL = 6  # pops span +-POP_TAIL stds
 _RADIUS_SAFETY = 1.01  # relative slack of push radii over their bound (float32 network means)
 _LAPLACE_SCALES = 2.0 ** ((np.arange(20) - 4) / 2)  # of the direct coder, 1/4 to 181 pixel values
 _FLAG = entropy.uniform(2, 1)  # per patch: 0 coded directly, 1 chained with bits-back
-
-
-class BitsBackError(Exception):
-    """A stream this decoder cannot use: another mode, another model."""
 
 
 @dataclass(frozen=True)
@@ -99,10 +95,10 @@ def time_grid(den: Denoiser, steps: int) -> np.ndarray:
     gamma_fn, _ = vdm.bound_fns(den.config, den.params)
     raw = np.asarray(gamma_fn(jnp.arange(steps + 1, dtype=jnp.float32) / steps), np.float64)
     rise = np.arange(steps + 1)
-    codes = np.maximum.accumulate(np.array([_gamma_code(float(g)) for g in raw]) - rise) + rise
+    codes = np.maximum.accumulate(np.array([gamma_code(float(g)) for g in raw]) - rise) + rise
     if codes[-1] >= GAMMA_CODES:
         raise ValueError(f"{steps} steps do not fit the schedule's gamma range on a 1/2048 grid")
-    return np.array([_gamma_value(int(c)) for c in codes])
+    return np.array([gamma_value(int(c)) for c in codes])
 
 
 def plan_chain(gammas: np.ndarray) -> Chain:
@@ -254,7 +250,7 @@ def _likelihood(chain: Chain, z_0: np.ndarray, channels: int) -> entropy.Categor
     """p(x | z_0), the discretised decoder (VDM eq. 28-30), per subpixel. A grayscale value g is
     coded with p(g | z_0) proportional to the product of its three channels' p(x_c = g | z_0,c)."""
     z, gamma_0 = jnp.asarray(z_0 * chain.widths[0], jnp.float32), jnp.asarray(chain.gammas[0], jnp.float32)
-    logits = np.asarray(_pixel_logits(z, gamma_0), np.float64)  # (1, h, w, 3, 256)
+    logits = np.asarray(pixel_logits(z, gamma_0), np.float64)  # (1, h, w, 3, 256)
     if channels == 1:
         logits = logits.sum(axis=-2)
     return entropy.categorical_from_logits(logits.reshape(-1, vdm.VOCAB))
@@ -535,13 +531,7 @@ def decode(data: bytes, den: Denoiser, progress: Progress | None = None) -> np.n
     """The (H, W, C) uint8 image of a lossless-vdm stream; grayscale comes back as (H, W, 1)."""
     container = bitstreams.read(data)
     header = container.header
-    if header.mode is not Mode.LOSSLESS_VDM:
-        raise BitsBackError(f"this is a {header.mode.label} stream, not a lossless-vdm one")
-    if header.model_hash != den.hash8 or header.model_id != den.name:
-        raise BitsBackError(
-            f"the stream was made with model {header.model_id} ({header.model_hash.hex()}), "
-            f"not {den.name} ({den.hash8.hex()}); pass --model {header.model_id}"
-        )
+    bitstreams.require_source(header, Mode.LOSSLESS_VDM, den.name, den.hash8)
     steps, crc, patch_size, seed_patches = _checked_params(header)
     if len(container.chunks) != 1:
         raise bitstreams.CorruptStreamError(f"a lossless-vdm stream has 1 chunk, not {len(container.chunks)}")

@@ -38,10 +38,6 @@ _MIN_CHUNK_BITS = 512
 _TAIL_SLICE = 1 << 16  # subpixels per categorical batch of the lossless tail
 
 
-class LossyError(Exception):
-    """A stream this decoder cannot use (other model, inconsistent chunks)."""
-
-
 MAX_STEPS = 64  # coding steps after the first; a decoder refuses more
 
 
@@ -96,11 +92,13 @@ def model_to_pixels(x: jax.Array, channels: int) -> np.ndarray:
     return np.clip(np.round((x + 1.0) * 128.0 - 0.5), 0, 255).astype(np.uint8)
 
 
-def _gamma_code(gamma: float) -> int:
+def gamma_code(gamma: float) -> int:
+    """The 16-bit fixed-point code of a noise level, as streams store it (shared by the coders)."""
     return int(np.clip(round((gamma - GAMMA_LO) * GAMMA_SCALE), 0, GAMMA_CODES - 1))
 
 
-def _gamma_value(code: int) -> float:
+def gamma_value(code: int) -> float:
+    """The noise level of a ``gamma_code``."""
     return code / GAMMA_SCALE + GAMMA_LO
 
 
@@ -121,7 +119,8 @@ def _posterior_mean(z_t: jax.Array, x: jax.Array, gamma_t: jax.Array, gamma_s: j
     return vdm.posterior(z_t, x, gamma_s.reshape(1), gamma_t.reshape(1))[0]
 
 
-_pixel_logits = jax.jit(vdm.decoder_logits)
+pixel_logits = jax.jit(vdm.decoder_logits)
+"""256-way logits of p(x | z_0), jitted once for both coders' lossless ends."""
 
 
 def rate_curve(den: Denoiser, x: jax.Array, points: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -156,13 +155,13 @@ def plan_grid(gammas: np.ndarray, cumulative: np.ndarray, target_bits: float | N
     if target_bits is None:
         grid[-1] = gammas[-1]
     codes = []
-    previous = _gamma_code(gammas[0])
+    previous = gamma_code(gammas[0])
     for g in grid:
-        code = min(_gamma_code(float(g)), previous - 1)  # strictly decreasing
+        code = min(gamma_code(float(g)), previous - 1)  # strictly decreasing
         codes.append(max(code, 0))
         previous = codes[-1]
     if target_bits is None:
-        codes[-1] = _gamma_code(gammas[-1])
+        codes[-1] = gamma_code(gammas[-1])
     return codes
 
 
@@ -199,7 +198,7 @@ def _tail_bytes(pixels_rgb: np.ndarray, z_0: jax.Array, gamma_0: jax.Array) -> b
     z = z_0.reshape(-1)
     starts = list(range(0, flat.size, _TAIL_SLICE))
     for start in reversed(starts):
-        logits = np.asarray(_pixel_logits(z[start : start + _TAIL_SLICE], gamma_0), np.float64)
+        logits = np.asarray(pixel_logits(z[start : start + _TAIL_SLICE], gamma_0), np.float64)
         stack.push(flat[start : start + _TAIL_SLICE], entropy.categorical_from_logits(logits))
     return stack.to_bytes()
 
@@ -209,7 +208,7 @@ def _pop_tail(data: bytes, z_0: jax.Array, gamma_0: jax.Array) -> np.ndarray:
     z = z_0.reshape(-1)
     out = []
     for start in range(0, z.size, _TAIL_SLICE):
-        logits = np.asarray(_pixel_logits(z[start : start + _TAIL_SLICE], gamma_0), np.float64)
+        logits = np.asarray(pixel_logits(z[start : start + _TAIL_SLICE], gamma_0), np.float64)
         out.append(stack.pop(entropy.categorical_from_logits(logits)))
     if not stack.exhausted():
         raise bitstreams.CorruptStreamError("the lossless tail has data left over after the last pixel")
@@ -252,7 +251,7 @@ def encode(
     for i, code_g in enumerate([None, *grid]):
         if code_g is not None:
             t0 = time.perf_counter()
-            gamma_s = jnp.asarray(_gamma_value(code_g), jnp.float32)
+            gamma_s = jnp.asarray(gamma_value(code_g), jnp.float32)
             mean, std = den.prior_step(z, gamma_t, gamma_s)
             u = np.asarray((_posterior_mean(z, x, gamma_t, gamma_s) - mean) / std).reshape(-1)
             gamma_t = gamma_s
@@ -311,13 +310,7 @@ def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -
         data = data[:max_bytes]
     container = bitstreams.read(data)
     header = container.header
-    if header.mode is not Mode.LOSSY:
-        raise LossyError(f"this is a {header.mode.label} stream, not a lossy one")
-    if header.model_hash != den.hash8 or header.model_id != den.name:
-        raise LossyError(
-            f"the stream was made with model {header.model_id} ({header.model_hash.hex()}), "
-            f"not {den.name} ({den.hash8.hex()}); pass --model {header.model_id}"
-        )
+    bitstreams.require_source(header, Mode.LOSSY, den.name, den.hash8)
     p = header.params
     try:
         config = rcc.RccConfig(p.get("chunk_bits", 0), p.get("margin", 0))
@@ -342,7 +335,7 @@ def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -
         stack = entropy.Stack.from_bytes(chunk)
         if j == 0:
             grid = [int(c) for c in stack.pop(entropy.uniform(GAMMA_CODES, steps_total - 1))]
-            if any(b >= a for a, b in zip([_gamma_code(g1)] + grid, grid)):
+            if any(b >= a for a, b in zip([gamma_code(g1)] + grid, grid)):
                 raise bitstreams.CorruptStreamError("the step grid is not decreasing")
         count = int(stack.pop(entropy.uniform(steps_total + 1, 1))[0])
         if count == 0 or step + count > steps_total:
@@ -351,7 +344,7 @@ def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -
             if step == 0:
                 mean, std = _initial(x_like, gamma_t)
             else:
-                gamma_s = jnp.asarray(_gamma_value(grid[step - 1]), jnp.float32)
+                gamma_s = jnp.asarray(gamma_value(grid[step - 1]), jnp.float32)
                 mean, std = den.prior_step(z, gamma_t, gamma_s)
                 gamma_t = gamma_s
             code = rcc.pop(stack, config, dims)

@@ -15,21 +15,10 @@ import numpy as np
 import pytest
 
 from diffc.models import checkpoint, configs, registry, train, vdm
-from diffc.models.cache import enable_compilation_cache
 from diffc.models.checkpoint import ModelError
 
 TINY = configs.get_config("tiny")
 CARD = {"name": "tiny", "steps": 3, "val_bpd": 7.5}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compile_cache(tmp_path_factory):
-    """Share compiled programs (e.g. ``init_params``) between the model test files of a session, in
-    a temporary folder (JAX keeps the first folder a process enables)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DIFFC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "jax-cache"))
-        enable_compilation_cache()
-        yield
 
 
 def flat(tree) -> dict:

@@ -84,7 +84,7 @@ def test_reconstruction_methods_give_images(den, stream, method):
 def test_other_model_is_refused(den, stream):
     _, result = stream
     other = Denoiser(den.config, den.params, "tiny-test", "cd" * 32)
-    with pytest.raises(lossy.LossyError, match="made with model tiny-test"):
+    with pytest.raises(bitstreams.StreamMismatchError, match="made with model tiny-test"):
         lossy.decode_latent(result.data, other)
 
 

@@ -24,11 +24,9 @@ TINY = configs.get_config("tiny")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def environment(tmp_path_factory):
-    """The compilation cache in a temporary folder (shared by the model test files of a session),
-    and no tracebacks instead of error lines."""
+def environment():
+    """No tracebacks instead of error lines."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DIFFC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "jax-cache"))
         mp.delenv("DIFFC_DEBUG", raising=False)
         yield
 

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from diffc.models import configs, train, vdm
-from diffc.models.cache import enable_compilation_cache
 from diffc.models.schedule import NoiseSchedule
 
 TINY = configs.get_config("tiny")
@@ -27,16 +26,6 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive
 def compiled(fn, *args):
     """``fn`` jitted and compiled with ``FAST_COMPILE`` for the shapes and types of ``args``."""
     return jax.jit(fn).lower(*args).compile(compiler_options=FAST_COMPILE)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compile_cache(tmp_path_factory):
-    """Share compiled programs (e.g. ``init_params``) between the model test files of a session, in
-    a temporary folder (JAX keeps the first folder a process enables)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DIFFC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "jax-cache"))
-        enable_compilation_cache()
-        yield
 
 
 def perturb(tree, seed: int, scale: float):
