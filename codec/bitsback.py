@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import math
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +52,7 @@ from diffc import bitstreams
 from diffc.bitstreams import Mode
 from diffc.codec import entropy
 from diffc.codec.denoiser import Denoiser
+from diffc.codec.images import as_image, image_crc32
 from diffc.codec.lossy import GAMMA_CODES, gamma_code, gamma_value, pixel_logits, pixels_to_model
 from diffc.models import vdm
 
@@ -478,19 +478,6 @@ class EncodeResult:
         return self.total_bits / self.stats.dims
 
 
-def _as_image(pixels: np.ndarray) -> np.ndarray:
-    image = np.asarray(pixels)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (1, 3) or not image.size:
-        raise ValueError(f"expected a non-empty (H, W, 1 or 3) uint8 image, got {image.dtype} {image.shape}")
-    return np.ascontiguousarray(image)
-
-
-def _crc(image: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(image).tobytes())
-
-
 def encode(
     pixels: np.ndarray, den: Denoiser, *, steps: int = DEFAULT_STEPS, patch_size: int = DEFAULT_PATCH,
     seed: int = 0, progress: Progress | None = None,
@@ -498,10 +485,10 @@ def encode(
     """Code an (H, W), (H, W, 1) or (H, W, 3) uint8 image exactly with ``den`` and T = ``steps``;
     ``seed`` keys the shared randomness of the pops' dithers."""
     start = time.perf_counter()
-    image = _as_image(pixels)
+    image = as_image(pixels)
     stack, stats = push_image(entropy.Stack(), image, Coding.of(den, steps, patch_size, seed), progress)
     params = {
-        "steps": steps, "image_crc32": _crc(image), "patch_size": patch_size, "seed_patches": stats.seed_patches,
+        "steps": steps, "image_crc32": image_crc32(image), "patch_size": patch_size, "seed_patches": stats.seed_patches,
     }
     header = bitstreams.Header(Mode.LOSSLESS_VDM, *image.shape, seed, den.name, den.hash8, params)
     data = bitstreams.write(header, [stack.to_bytes()])
@@ -551,7 +538,7 @@ def decode(data: bytes, den: Denoiser, progress: Progress | None = None) -> np.n
         raise bitstreams.CorruptStreamError(
             f"{direct} patches were coded directly; the header says {seed_patches}"
         )
-    if _crc(pixels) != crc:
+    if image_crc32(pixels) != crc:
         raise bitstreams.CorruptStreamError(
             "the decoded image does not match its checksum: the stream is corrupt, or the network "
             "computes differently here than where the stream was encoded (another device or JAX build)"

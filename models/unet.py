@@ -77,6 +77,36 @@ class ResBlock(nn.Module):
         return x + h
 
 
+def step_embedding(t: jax.Array, dim: int) -> jax.Array:
+    """(B,) times in [0, 1] -> (B, 4 dim): sinusoids through a two-layer MLP. Call it inside a
+    compact ``__call__``: its layers join the calling module."""
+    emb = nn.swish(nn.Dense(4 * dim)(timestep_embedding(t, dim)))
+    return nn.Dense(4 * dim)(emb)
+
+
+def trunk(h: jax.Array, emb: jax.Array, channels: int, mults: tuple[int, ...], blocks: int) -> jax.Array:
+    """The U-Net from the input features h (B, H, W, F) to normalised features (B, H, W, channels *
+    mults[0]): a 3x3 stem, ``blocks`` residual blocks per level with 2x down-sampling between
+    levels, a middle block, and the mirrored up path with skip connections. Call it inside a
+    compact ``__call__``: its layers join the calling module (VDM's and ARDM's networks share it)."""
+    h = nn.Conv(channels, (3, 3))(h)
+    skips = [h]
+    for level, mult in enumerate(mults):
+        for _ in range(blocks):
+            h = ResBlock(channels * mult)(h, emb)
+            skips.append(h)
+        if level < len(mults) - 1:
+            h = nn.Conv(h.shape[-1], (1, 1))(space_to_depth(h))  # (B, H/2, W/2, F)
+            skips.append(h)
+    h = ResBlock(h.shape[-1])(h, emb)
+    for level, mult in reversed(list(enumerate(mults))):
+        for _ in range(blocks + 1):
+            h = ResBlock(channels * mult)(jnp.concatenate([h, skips.pop()], axis=-1), emb)
+        if level > 0:
+            h = nn.Conv(h.shape[-1], (3, 3))(upsample(h))  # (B, 2H, 2W, F)
+    return nn.swish(nn.LayerNorm()(h))
+
+
 class UNet(nn.Module):
     """eps_hat(z_t, gamma_t): (B, H, W, C) and (B,) -> (B, H, W, C); H and W multiples of
     ``config.multiple``."""
@@ -88,29 +118,12 @@ class UNet(nn.Module):
         cfg = self.config
         gamma = jnp.broadcast_to(jnp.asarray(gamma, jnp.float32), z.shape[:1])
         t = (gamma - cfg.gamma_min) / (cfg.gamma_max - cfg.gamma_min)
-        emb = timestep_embedding(t, cfg.embedding)
-        emb = nn.swish(nn.Dense(4 * cfg.embedding)(emb))
-        emb = nn.Dense(4 * cfg.embedding)(emb)  # (B, E)
+        emb = step_embedding(t, cfg.embedding)  # (B, E)
 
         h = jnp.concatenate([z, fourier_features(z, cfg.fourier)], axis=-1)
         for _ in range(cfg.patch_levels):
             h = space_to_depth(h)  # (B, H/p, W/p, p^2 F)
-        h = nn.Conv(cfg.channels, (3, 3))(h)  # (B, H/p, W/p, C0)
-        skips = [h]
-        for level, mult in enumerate(cfg.channel_mults):
-            for _ in range(cfg.blocks):
-                h = ResBlock(cfg.channels * mult)(h, emb)
-                skips.append(h)
-            if level < len(cfg.channel_mults) - 1:
-                h = nn.Conv(h.shape[-1], (1, 1))(space_to_depth(h))  # (B, H/2, W/2, C)
-                skips.append(h)
-        h = ResBlock(h.shape[-1])(h, emb)
-        for level, mult in reversed(list(enumerate(cfg.channel_mults))):
-            for _ in range(cfg.blocks + 1):
-                h = ResBlock(cfg.channels * mult)(jnp.concatenate([h, skips.pop()], axis=-1), emb)
-            if level > 0:
-                h = nn.Conv(h.shape[-1], (3, 3))(upsample(h))  # (B, 2H, 2W, C)
-        h = nn.swish(nn.LayerNorm()(h))
+        h = trunk(h, emb, cfg.channels, cfg.channel_mults, cfg.blocks)
         h = nn.Conv(z.shape[-1] * 4**cfg.patch_levels, (3, 3), kernel_init=nn.initializers.zeros)(h)
         for _ in range(cfg.patch_levels):
             h = depth_to_space(h)  # (B, H, W, C)

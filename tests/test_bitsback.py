@@ -20,6 +20,7 @@ from diffc.bitstreams import Mode
 from diffc.codec import bitsback, entropy
 from diffc.codec.denoiser import Denoiser
 from diffc.models import configs, vdm
+from helpers import smooth_image
 
 STEPS = 4
 
@@ -61,12 +62,6 @@ def naive_eps(z_t: jax.Array, gamma_t: jax.Array) -> jax.Array:
 @pytest.fixture(scope="module")
 def white(den) -> FormulaDenoiser:
     return FormulaDenoiser(den.config, den.params, "white", "cd" * 32, white_eps)
-
-
-def smooth_image(h: int, w: int, channels: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    walk = np.cumsum(rng.normal(size=(h, w, channels)) * 12, axis=1) + 128
-    return np.clip(walk, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from diffc import bitstreams
 from diffc.codec import lossy, rcc
 from diffc.codec.denoiser import Denoiser
 from diffc.models import configs, vdm
+from helpers import smooth_image
 
 CONFIG = lossy.LossyConfig(steps=5, rcc=rcc.RccConfig(chunk_bits=6, margin=2), curve_points=6)
 
@@ -15,12 +16,6 @@ CONFIG = lossy.LossyConfig(steps=5, rcc=rcc.RccConfig(chunk_bits=6, margin=2), c
 def den() -> Denoiser:
     cfg = configs.get_config("tiny")
     return Denoiser(cfg, vdm.init_params(cfg, 0), "tiny-test", "ab" * 32)
-
-
-def smooth_image(h: int, w: int, channels: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    walk = np.cumsum(rng.normal(size=(h, w, channels)) * 12, axis=1) + 128
-    return np.clip(walk, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

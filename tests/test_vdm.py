@@ -15,19 +15,12 @@ import pytest
 
 from diffc.models import configs, train, vdm
 from diffc.models.schedule import NoiseSchedule
+from helpers import compiled
 
 TINY = configs.get_config("tiny")
 GAMMA_MIN, GAMMA_MAX = -13.3, 5.0
 # XLA's cheap settings: on a loaded 2-core CPU compiling, not running, is what these tests wait for
 # (a train step compiles 2-3 times faster). The computation is the same.
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
-def compiled(fn, *args):
-    """``fn`` jitted and compiled with ``FAST_COMPILE`` for the shapes and types of ``args``."""
-    return jax.jit(fn).lower(*args).compile(compiler_options=FAST_COMPILE)
-
-
 def perturb(tree, seed: int, scale: float):
     """Every leaf plus N(0, scale^2) noise: a model whose zero-initialised layers are not zero."""
     leaves, treedef = jax.tree.flatten(tree)

@@ -1,0 +1,212 @@
+"""Lossless coding with an order-agnostic ARDM prior (Hoogeboom et al. 2022, "ARDM").
+
+The D subpixels of an image (D = H W C; C = 1 for grayscale) are coded in an order sigma drawn from
+the header's seed (``order``), in the network calls of a plan (``ardm_plan.plan``, at most
+``steps`` calls): the call at step s sees the subpixels of rank < s - 1 (``models.ardm.logits``, one
+call over the whole image) and codes those of rank s - 1 .. e - 2, e being the next call's step,
+each with its own categorical over 256 values. The stream costs the model's -log2 p(x) under that
+order and plan (``models.ardm.plan_nll``) plus the rANS overhead: no bits-back, each image is its
+own stream.
+
+Stack order. The decoder pops the first call's subpixels first, so the encoder pushes the last
+call's first; within a call, the subpixels go in order of rank. The encoder knows the whole image,
+so it can run its calls in any order: a call's mask depends only on the order.
+
+Determinism. Both sides call the same jitted ``ardm.logits`` on a batch of one image of the same
+shape, with the same mask and step (unknown values are never read), and
+``entropy.categorical_from_logits`` quantises the logits before the float64 softmax, so encoder and
+decoder build the same tables.
+
+The stream is one container chunk: the rANS words. The header carries the model's name and weight
+hash, ``steps`` (the call budget K), ``image_crc32`` and ``order``: the scheme that turns the seed
+into sigma (``ORDER_PCG64``). The loss curve that plans the calls belongs to the model: encoder and
+decoder must be given the same one (until an ARDM checkpoint stores it, it is not in the hash).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from diffc import bitstreams
+from diffc.bitstreams import Mode
+from diffc.codec import ardm_plan, entropy
+from diffc.codec.images import as_image, image_crc32
+from diffc.models import ardm
+from diffc.models.ardm import ARDMConfig
+from diffc.models.vdm import VOCAB
+
+DEFAULT_STEPS = 100
+MAX_STEPS = 4096  # a decoder refuses more
+ORDER_PCG64 = 0  # sigma = argsort of D raw words of numpy's PCG64 seeded with the header's seed
+
+Progress = Callable[[int, int], None]
+"""Called with (network calls done, calls in all) after each call."""
+
+
+def order(seed: int, dims: int) -> np.ndarray:
+    """sigma (D,): the flat subpixel indices in coding order, a uniformly random permutation keyed
+    by ``seed``. Built from PCG64's raw 64-bit words (fixed by the algorithm), not from
+    ``Generator.permutation``, whose method numpy may change between versions; ties between words
+    (probability about D^2 / 2^65) go to the lower index."""
+    keys = np.random.PCG64(seed).random_raw(dims)
+    return np.argsort(keys, kind="stable")
+
+
+def _ranks(sigma: np.ndarray) -> np.ndarray:
+    ranks = np.empty(sigma.size, np.int64)
+    ranks[sigma] = np.arange(sigma.size)
+    return ranks
+
+
+def _call(
+    params: dict, config: ARDMConfig, image: np.ndarray, known: np.ndarray, step: int
+) -> np.ndarray:
+    """One network call at ``step`` on the (H, W, C) image with ``known`` (H, W, C): the (D, 256)
+    float32 logits (callers take their rows before widening them to float64, which is exact)."""
+    out = ardm.logits(
+        params, config, jnp.asarray(image[None]), jnp.asarray(known[None]), jnp.array([step], jnp.int32)
+    )
+    return np.asarray(out).reshape(-1, VOCAB)
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """A lossless-ardm stream and what it cost."""
+
+    data: bytes  # the complete container
+    dims: int  # subpixels coded
+    calls: int  # network calls of the plan
+    ideal_bits: float  # -log2 of the quantised probabilities used
+    payload_bits: int  # the rANS chunk
+    seconds: float
+
+    @property
+    def total_bits(self) -> int:
+        return 8 * len(self.data)
+
+    @property
+    def bpd(self) -> float:
+        """Bits per subpixel of the whole stream, header included."""
+        return self.total_bits / self.dims
+
+
+def _bounds(curve: np.ndarray | None, dims: int, steps: int) -> np.ndarray:
+    """The rank boundaries of the plan's calls (``curve`` None: ``ardm_plan.DEFAULT_CURVE``): call i
+    codes ranks bounds[i] .. bounds[i+1] - 1."""
+    starts = ardm_plan.plan(ardm_plan.DEFAULT_CURVE if curve is None else curve, dims, steps)
+    return np.append(starts - 1, dims)
+
+
+def encode(
+    pixels: np.ndarray, params: dict, config: ARDMConfig, *, model_id: str, model_hash8: bytes,
+    steps: int = DEFAULT_STEPS, seed: int = 0, curve: np.ndarray | None = None,
+    progress: Progress | None = None,
+) -> EncodeResult:
+    """Code an (H, W), (H, W, 1) or (H, W, 3) uint8 image exactly with the ARDM ``params`` in at most
+    ``steps`` network calls; ``seed`` keys the order, ``curve`` (default ``ardm_plan.DEFAULT_CURVE``)
+    plans the calls; ``model_id`` and ``model_hash8`` name the model in the header."""
+    start = time.perf_counter()
+    image = as_image(pixels)
+    if not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must lie in [1, {MAX_STEPS}], not {steps}")
+    if not 0 <= seed < 1 << 32:
+        raise ValueError(f"seed must be a 32-bit unsigned integer, not {seed}")
+    dims = image.size
+    sigma = order(seed, dims)
+    ranks = _ranks(sigma).reshape(image.shape)
+    bounds = _bounds(curve, dims, steps)
+    calls = bounds.size - 1
+    flat = image.reshape(-1)
+    stack = entropy.Stack()
+    for i in reversed(range(calls)):
+        a, b = bounds[i], bounds[i + 1]
+        logits = _call(params, config, image, ranks < a, int(a) + 1)
+        coded = sigma[a:b]
+        stack.push(flat[coded], entropy.categorical_from_logits(logits[coded]))
+        if progress:
+            progress(calls - i, calls)
+    fields = {"steps": steps, "image_crc32": image_crc32(image), "order": ORDER_PCG64}
+    header = bitstreams.Header(Mode.LOSSLESS_ARDM, *image.shape, seed, model_id, model_hash8, fields)
+    payload = stack.to_bytes()
+    data = bitstreams.write(header, [payload])
+    return EncodeResult(data, dims, calls, stack.ideal_bits, 8 * len(payload), time.perf_counter() - start)
+
+
+def _checked_params(header: bitstreams.Header) -> tuple[int, int]:
+    """(steps, image_crc32), each present and in range, and the order scheme known."""
+    p = header.params
+    missing = [name for name in bitstreams.PARAM_FIELDS[Mode.LOSSLESS_ARDM] if name not in p]
+    if missing:
+        raise bitstreams.CorruptStreamError(f"the lossless-ardm header lacks {', '.join(missing)}")
+    if not 1 <= p["steps"] <= MAX_STEPS:
+        raise bitstreams.CorruptStreamError(f"steps {p['steps']} is outside [1, {MAX_STEPS}]")
+    if p["image_crc32"] >= 1 << 32:
+        raise bitstreams.CorruptStreamError(f"image checksum {p['image_crc32']} does not fit in 32 bits")
+    if p["order"] != ORDER_PCG64:
+        raise bitstreams.CorruptStreamError(
+            f"order scheme {p['order']} is unknown (this diffc knows {ORDER_PCG64}, PCG64 by seed)"
+        )
+    return p["steps"], p["image_crc32"]
+
+
+def decode(
+    data: bytes, params: dict, config: ARDMConfig, progress: Progress | None = None, *, model_id: str,
+    model_hash8: bytes, curve: np.ndarray | None = None,
+) -> np.ndarray:
+    """The (H, W, C) uint8 image of a lossless-ardm stream (grayscale as (H, W, 1)), decoded with the
+    model named ``model_id`` / ``model_hash8`` and the ``curve`` the encoder planned with."""
+    container = bitstreams.read(data)
+    header = container.header
+    bitstreams.require_source(header, Mode.LOSSLESS_ARDM, model_id, model_hash8)
+    steps, crc = _checked_params(header)
+    if len(container.chunks) != 1:
+        raise bitstreams.CorruptStreamError(
+            f"a lossless-ardm stream has 1 chunk, not {len(container.chunks)}"
+        )
+    shape = (header.height, header.width, header.channels)
+    dims = math.prod(shape)
+    sigma = order(header.seed, dims)
+    ranks = _ranks(sigma).reshape(shape)
+    bounds = _bounds(curve, dims, steps)
+    calls = bounds.size - 1
+    image = np.zeros(shape, np.uint8)
+    flat = image.reshape(-1)  # a view: decoded values land in ``image``
+    try:
+        stack = entropy.Stack.from_bytes(container.chunks[0])
+        for i in range(calls):
+            a, b = bounds[i], bounds[i + 1]
+            logits = _call(params, config, image, ranks < a, int(a) + 1)
+            coded = sigma[a:b]
+            flat[coded] = stack.pop(entropy.categorical_from_logits(logits[coded]))
+            if progress:
+                progress(i + 1, calls)
+    except entropy.EntropyCodingError as exc:
+        raise bitstreams.CorruptStreamError(f"the ARDM data is corrupt: {exc}") from None
+    if not stack.exhausted():
+        raise bitstreams.CorruptStreamError("the ARDM data has bits left over after the last call")
+    if image_crc32(image) != crc:
+        raise bitstreams.CorruptStreamError(
+            "the decoded image does not match its checksum: the stream is corrupt, the loss curve "
+            "differs from the encoder's, or the network computes differently here than where the "
+            "stream was encoded (another device or JAX build)"
+        )
+    return image
+
+
+def describe(result: EncodeResult) -> dict[str, Any]:
+    """The ``--stats`` facts of an encode."""
+    return {
+        "bits": result.total_bits,
+        "bpd": result.bpd,
+        "ideal_bits": result.ideal_bits,
+        "payload_bits": result.payload_bits,
+        "calls": result.calls,
+        "seconds": result.seconds,
+    }

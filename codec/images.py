@@ -1,0 +1,23 @@
+"""What the lossless coders share about the images they code: the accepted arrays and the checksum
+their streams carry."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+
+def as_image(pixels: np.ndarray) -> np.ndarray:
+    """An (H, W), (H, W, 1) or (H, W, 3) uint8 array as a contiguous (H, W, C) one."""
+    image = np.asarray(pixels)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (1, 3) or not image.size:
+        raise ValueError(f"expected a non-empty (H, W, 1 or 3) uint8 image, got {image.dtype} {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+def image_crc32(image: np.ndarray) -> int:
+    """CRC-32 of the image's bytes in (H, W, C) order, as the lossless headers store it."""
+    return zlib.crc32(np.ascontiguousarray(image).tobytes())

@@ -1,0 +1,199 @@
+"""Order-agnostic autoregressive diffusion models (Hoogeboom et al. 2022, "ARDM"), as pure functions.
+
+Conventions, shared with the ARDM coder (``codec/ardm.py``):
+
+- an image k (B, H, W, C) of 8-bit values, C = 1 or 3, has D = H W C variables (subpixels);
+- an order sigma is a permutation of the D flat subpixel indices (``order[i]`` is coded i-th); its
+  ranks r = sigma^-1 give each subpixel's place, 0-based;
+- at step t in 1..D the t - 1 subpixels of rank < t - 1 are known, x_sigma(<t), and the network
+  gives p(x_k | x_sigma(<t)) for every subpixel k at once (ARDM section 3);
+- all losses are in bits.
+
+The network sees the known values (x = (k + 0.5) / 128 - 1 as in VDM, 0 where unknown), the mask of
+known subpixels and an embedding of t / D; it is a fully convolutional U-Net, so it runs on any image
+size (reflect-padded to its multiple and cropped back). It is built for RGB: a grayscale image is
+shown as its value in all three channels, and p(g) is the normalised product of the three
+channels' p(x_c = g), as the VDM coder's decoder does for grayscale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from diffc.models.unet import depth_to_space, space_to_depth, step_embedding, trunk
+from diffc.models.vdm import VOCAB, pad_to_multiple, pixels_to_x
+
+NET_CHANNELS = 3  # the network's image channels; grayscale is replicated
+
+
+@dataclass(frozen=True)
+class ARDMConfig:
+    """The ARDM network: a U-Net from (known values, mask, t / D) to 256 logits per subpixel."""
+
+    name: str
+    patch_levels: int = 0  # fold 2^n x 2^n pixel patches into channels before the U-Net
+    channels: int = 32  # width at the first level
+    channel_mults: tuple[int, ...] = (1, 2)  # one entry per resolution level
+    blocks: int = 1  # residual blocks per level on the way down (one more on the way up)
+    embedding: int = 64  # width of the step embedding
+
+    @property
+    def multiple(self) -> int:
+        """Image sides are padded to a multiple of this for the U-Net."""
+        return 2 ** (self.patch_levels + len(self.channel_mults) - 1)
+
+
+ARDM_CONFIGS: dict[str, ARDMConfig] = {
+    c.name: c
+    for c in (
+        ARDMConfig(name="tiny", channels=8, channel_mults=(1, 2), blocks=1, embedding=16),
+        # 3.1M parameters
+        ARDMConfig(
+            name="small", patch_levels=1, channels=56, channel_mults=(1, 2, 2), blocks=1, embedding=64
+        ),
+    )
+}
+
+
+def get_ardm_config(name: str) -> ARDMConfig:
+    """The named ARDM config; raises ``KeyError`` naming the choices."""
+    try:
+        return ARDM_CONFIGS[name]
+    except KeyError:
+        raise KeyError(f"no ARDM config named {name!r}; choose one of {', '.join(ARDM_CONFIGS)}") from None
+
+
+class ARDMNet(nn.Module):
+    """Logits (B, H, W, 3, 256) from known values x (B, H, W, 3) in [-1, 1] (0 where unknown), the
+    mask (B, H, W, 3) of known subpixels (1.0 known) and t / D (B,); any H and W."""
+
+    config: ARDMConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array, t_frac: jax.Array) -> jax.Array:
+        cfg = self.config
+        b, height, width, c = x.shape
+        emb = step_embedding(t_frac, cfg.embedding)  # (B, E)
+
+        h, _ = pad_to_multiple(jnp.concatenate([x, mask], axis=-1), cfg.multiple)  # (B, H', W', 2C)
+        for _ in range(cfg.patch_levels):
+            h = space_to_depth(h)  # (B, H'/p, W'/p, p^2 2C)
+        h = trunk(h, emb, cfg.channels, cfg.channel_mults, cfg.blocks)
+        h = nn.Conv(c * VOCAB * 4**cfg.patch_levels, (1, 1), name="head")(h)
+        for _ in range(cfg.patch_levels):
+            h = depth_to_space(h)  # (B, H', W', C 256)
+        return h[:, :height, :width].reshape(b, height, width, c, VOCAB)
+
+
+def init_params(config: ARDMConfig, seed: int) -> dict:
+    """Fresh parameters for ``config`` from ``seed`` (an "rbg" key, as ``vdm.init_params``)."""
+    return _init(config, jax.random.key(seed, impl="rbg"))
+
+
+@partial(jax.jit, static_argnums=0)
+def _init(config: ARDMConfig, key: jax.Array) -> dict:
+    """Initialised on a small dummy batch; compiled once per config."""
+    side = 2 * config.multiple
+    x = jnp.zeros((1, side, side, NET_CHANNELS), jnp.float32)
+    return ARDMNet(config).init(key, x, x, jnp.zeros((1,), jnp.float32))["params"]
+
+
+@partial(jax.jit, static_argnums=1)
+def logits(params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: jax.Array) -> jax.Array:
+    """Logits of p(x_i | x_known) over the 256 values of every subpixel i: k (B, H, W, C) 8-bit
+    values, known (B, H, W, C) bool, t (B,) the step (known count + 1) -> (B, H, W, C, 256).
+
+    Values of k where ``known`` is false are never read. The coders call this very function, so
+    encoder and decoder run one compiled program.
+    """
+    d = math.prod(k.shape[1:])
+    x = jnp.where(known, pixels_to_x(k), 0.0)
+    mask = known.astype(jnp.float32)
+    gray = k.shape[-1] == 1
+    if gray:
+        x, mask = jnp.repeat(x, NET_CHANNELS, axis=-1), jnp.repeat(mask, NET_CHANNELS, axis=-1)
+    out = ARDMNet(config).apply({"params": params}, x, mask, jnp.asarray(t, jnp.float32) / d)
+    return out.sum(axis=-2, keepdims=True) if gray else out
+
+
+def subpixel_nll(params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: jax.Array) -> jax.Array:
+    """-log2 p(k_i | x_known) of every subpixel's own value: (B, H, W, C)."""
+    logp = jax.nn.log_softmax(logits(params, config, k, known, t), axis=-1)
+    own = jnp.take_along_axis(logp, jnp.asarray(k, jnp.int32)[..., None], axis=-1)[..., 0]
+    return -own / math.log(2.0)
+
+
+def random_ranks(key: jax.Array, batch: int, dims: int) -> jax.Array:
+    """The ranks (B, D) of ``batch`` orders drawn uniformly from the D! permutations."""
+    u = jax.random.uniform(key, (batch, dims))
+    return jnp.argsort(jnp.argsort(u, axis=-1), axis=-1)
+
+
+def step_loss(params: dict, config: ARDMConfig, k: jax.Array, ranks: jax.Array, t: jax.Array) -> jax.Array:
+    """The per-image loss in bits/dim at step t (B,), the orders given by their ranks (B, D):
+
+        -D / (D - t + 1) * sum_{k in sigma(>=t)} log2 p(x_k | x_sigma(<t)) / D,
+
+    a one-sample estimate of -D L_t / D in ARDM's bound (section 3)
+
+        log p(x) >= E_{t ~ U(1..D)} [D L_t],
+        L_t = 1 / (D - t + 1) E_{sigma ~ U(S_D)} sum_{k in sigma(>=t)} log p(x_k | x_sigma(<t)).
+
+    It is the mean cost of the D - t + 1 unknown subpixels given the t - 1 known ones, so as a
+    function of t it is also the per-step loss that plans the coder's calls (``codec/ardm_plan.py``).
+    """
+    d = math.prod(k.shape[1:])
+    t = jnp.asarray(t, jnp.int32)
+    known = (ranks < (t - 1)[:, None]).reshape(k.shape)
+    nll = jnp.where(known, 0.0, subpixel_nll(params, config, k, known, t))
+    return nll.reshape(k.shape[0], -1).sum(-1) / (d - t + 1)
+
+
+def ardm_loss(params: dict, config: ARDMConfig, k: jax.Array, key: jax.Array) -> jax.Array:
+    """The training loss: the mean over the batch k (B, H, W, C) of ``step_loss`` at one t ~ U(1..D)
+    and one uniformly random order per image, an unbiased estimate of the bound on -log2 p(x) / D."""
+    b, d = k.shape[0], math.prod(k.shape[1:])
+    key_t, key_order = jax.random.split(key)
+    t = jax.random.randint(key_t, (b,), 1, d + 1)
+    return step_loss(params, config, k, random_ranks(key_order, b, d), t).mean()
+
+
+def loss_curve(params: dict, config: ARDMConfig, k: jax.Array, key: jax.Array, points: int) -> np.ndarray:
+    """Estimates of the per-step loss L_t (``step_loss``) in bits per subpixel at ``points`` known
+    fractions f = i / (points - 1), t = 1 + round(f (D - 1)), averaged over the images k (B, H, W, C)
+    with fresh random orders: the curve that ``codec/ardm_plan.py`` plans with."""
+    b, d = k.shape[0], math.prod(k.shape[1:])
+    curve = []
+    for i, f in enumerate(np.linspace(0.0, 1.0, points)):
+        t = jnp.full((b,), 1 + round(f * (d - 1)), jnp.int32)
+        ranks = random_ranks(jax.random.fold_in(key, i), b, d)
+        curve.append(float(step_loss(params, config, k, ranks, t).mean()))
+    return np.array(curve)
+
+
+def plan_nll(
+    params: dict, config: ARDMConfig, k: jax.Array, order: np.ndarray, starts: Sequence[int]
+) -> jax.Array:
+    """The exact -log2 p(x) per image (B,) of images k (B, H, W, C) coded in ``order`` (D,) with one
+    network call per planned step: the call at ``starts[i]`` (1-based, starts[0] = 1) sees the
+    subpixels of rank < starts[i] - 1 and codes ranks starts[i] - 1 .. starts[i+1] - 2 (the last call
+    codes the rest) with its own distributions, as the coder does."""
+    d = math.prod(k.shape[1:])
+    ranks = np.empty(d, np.int64)
+    ranks[np.asarray(order)] = np.arange(d)
+    bounds = [s - 1 for s in starts] + [d]
+    total = jnp.zeros(k.shape[0])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        known = np.broadcast_to((ranks < a).reshape(k.shape[1:]), k.shape)
+        coded = ((ranks >= a) & (ranks < b)).reshape(k.shape[1:])
+        nll = subpixel_nll(params, config, k, known, jnp.full((k.shape[0],), a + 1, jnp.int32))
+        total = total + jnp.where(coded, nll, 0.0).reshape(k.shape[0], -1).sum(-1)
+    return total

@@ -1,0 +1,320 @@
+"""The ARDM prior (``models/ardm.py``), its step planner (``codec/ardm_plan.py``) and its lossless
+coder (``codec/ardm.py``), with the tiny config on images of at most 6x7 pixels.
+
+Exactness must hold whatever the network, so the coder is tested with an untrained one: fresh
+parameters plus noise (fresh ones zero every residual branch, which leaves a nearly linear
+network). A network whose parameters are all zero but the head's bias gives the same logits for
+every subpixel, exactly on any machine: it pins the golden stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import zlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import special
+
+from diffc import bitstreams
+from diffc.bitstreams import Mode
+from diffc.codec import ardm, ardm_plan
+from diffc.models import ardm as model
+from diffc.models.vdm import VOCAB
+from helpers import compiled, smooth_image
+
+TINY = model.get_ardm_config("tiny")
+MODEL = {"model_id": "ardm-test", "model_hash8": bytes.fromhex("0123456789abcdef")}
+CURVE = np.array([8.5, 6.0, 4.5, 4.0])  # a made-up decreasing loss curve, bits per subpixel
+# XLA's cheap settings for the training step, as in test_vdm: compiling, not running, is what a
+# loaded 2-core CPU waits for. The computation is the same.
+@pytest.fixture(scope="module")
+def params() -> dict:
+    rng = np.random.default_rng(0)
+    fresh = model.init_params(TINY, 0)
+    return jax.tree.map(lambda p: p + 0.3 * rng.standard_normal(p.shape).astype(np.float32), fresh)
+
+
+@pytest.fixture(scope="module")
+def stream(params):
+    image = smooth_image(6, 7, 3)
+    return image, ardm.encode(image, params, TINY, steps=5, seed=3, curve=CURVE, **MODEL)
+
+
+# --- the network and its losses ------------------------------------------------------------------
+
+
+def test_logits_never_read_unknown_values(params):
+    """The decoder does not know them: changing them must leave every logit bit-identical."""
+    rng = np.random.default_rng(1)
+    known = rng.random((1, 6, 7, 3)) < 0.4
+    a = rng.integers(0, 256, (1, 6, 7, 3), dtype=np.uint8)
+    b = np.where(known, a, rng.integers(0, 256, a.shape)).astype(np.uint8)
+    out_a = np.asarray(model.logits(params, TINY, a, known, jnp.array([50])))
+    out_b = np.asarray(model.logits(params, TINY, b, known, jnp.array([50])))
+    assert out_a.shape == (1, 6, 7, 3, VOCAB)
+    np.testing.assert_array_equal(out_a, out_b)
+    assert np.abs(out_a - np.asarray(model.logits(params, TINY, a, ~known, jnp.array([50])))).max() > 0.01
+
+
+def test_step_loss_averages_to_the_exact_nll_over_orders(params):
+    """ARDM section 3: E_sigma E_t [D L_t] = E_sigma [-log2 p(x | sigma)], the one-call-per-step
+    NLL; exact for a 1x1 RGB image (D = 3) when every order and step is enumerated."""
+    k = jnp.asarray(smooth_image(1, 1, 3, seed=4)[None])
+    d = 3
+    by_steps, exact = [], []
+    for sigma in itertools.permutations(range(d)):
+        ranks = jnp.asarray(ardm._ranks(np.array(sigma))[None])
+        for t in range(1, d + 1):
+            by_steps.append(float(model.step_loss(params, TINY, k, ranks, jnp.array([t]))[0]))
+        exact.append(float(model.plan_nll(params, TINY, k, np.array(sigma), [1, 2, 3])[0]) / d)
+    assert np.mean(by_steps) == pytest.approx(np.mean(exact), rel=1e-5)
+    assert np.std(by_steps) > 0.01  # the steps' terms differ: the weighting D / (D - t + 1) matters
+
+
+def test_loss_curve_starts_at_the_unconditional_nll(params, stream):
+    """With nothing known (f = 0) every order gives the same L_1: the mean cost of all subpixels
+    coded in one call."""
+    image, _ = stream
+    k = jnp.asarray(image[None])
+    curve = model.loss_curve(params, TINY, k, jax.random.key(0), points=2)
+    one_call = float(model.plan_nll(params, TINY, k, ardm.order(0, image.size), [1])[0]) / image.size
+    assert curve.shape == (2,)
+    assert curve[0] == pytest.approx(one_call, rel=1e-5)
+
+
+def test_training_lowers_the_loss():
+    """Adam on a batch of four 4x4 images: the loss at a fixed (t, sigma) draw falls by bits."""
+    rng = np.random.default_rng(5)
+    batch = jnp.asarray(np.stack([smooth_image(4, 4, 3, seed=s) for s in range(4)]))
+    params = model.init_params(TINY, 0)
+    opt = optax.adam(3e-3)
+
+    def train_step(params, state, key):
+        loss, grads = jax.value_and_grad(model.ardm_loss)(params, TINY, batch, key)
+        updates, state = opt.update(grads, state)
+        return optax.apply_updates(params, updates), state, loss
+
+    state = opt.init(params)
+    eval_key = jax.random.key(99)
+    step = compiled(train_step, params, state, eval_key)
+    before = float(step(params, state, eval_key)[2])  # the loss before the step's update
+    for _ in range(25):
+        params, state, loss = step(params, state, jax.random.key(int(rng.integers(1 << 30))))
+        assert np.isfinite(float(loss))
+    after = float(step(params, state, eval_key)[2])
+    assert 7.0 < before < 10.0  # about log2(256) bits per subpixel untrained
+    assert after < before - 0.5
+
+
+def test_small_config_has_about_three_million_parameters():
+    cfg = model.get_ardm_config("small")
+    x = jnp.zeros((1, 8, 8, 3))
+    shapes = jax.eval_shape(model.ARDMNet(cfg).init, jax.random.key(0), x, x, jnp.zeros((1,)))
+    assert 2.8e6 < sum(math.prod(p.shape) for p in jax.tree.leaves(shapes)) < 3.4e6
+    with pytest.raises(KeyError, match="tiny"):
+        model.get_ardm_config("huge")
+
+
+# --- the planner ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    losses=st.lists(st.floats(0.0, 10.0, allow_nan=False), min_size=1, max_size=10),
+    budget=st.integers(1, 4),
+)
+def test_plan_is_the_brute_force_optimum(losses, budget):
+    starts = ardm_plan.plan_steps(np.array(losses), budget)
+    assert starts[0] == 1 and len(starts) <= budget and starts[-1] <= len(losses)
+    assert (np.diff(starts) > 0).all()
+    best = ardm_plan.brute_force_plan(np.array(losses), budget)
+    assert ardm_plan.plan_cost(losses, starts) == pytest.approx(ardm_plan.plan_cost(losses, best), abs=1e-9)
+
+
+def test_plan_on_the_grid_is_close_to_the_exact_plan():
+    """D = 2000 subpixels planned over 100 candidate steps costs at most 0.5% more than planning
+    over every step, for a realistic convex curve."""
+    curve = 1.0 + 7.0 * np.exp(-4.0 * np.linspace(0, 1, 50))
+    d, budget = 2000, 8
+    losses = ardm_plan.step_losses(curve, d, np.arange(1, d + 1)) * ardm_plan.LOSS_QUANTUM
+    exact = ardm_plan.plan_cost(losses, ardm_plan.plan_steps(losses, budget))
+    gridded = ardm_plan.plan(curve, d, budget, grid=100)
+    assert len(gridded) == budget and set(gridded) <= {1 + j * d // 100 for j in range(100)}
+    assert exact <= ardm_plan.plan_cost(losses, gridded) <= 1.005 * exact
+    assert ardm_plan.plan_cost(losses, gridded) < 0.9 * ardm_plan.plan_cost(losses, [1])
+
+
+def test_default_curve_gives_calls_of_equal_length():
+    np.testing.assert_array_equal(ardm_plan.plan(ardm_plan.DEFAULT_CURVE, 12, 4), [1, 4, 7, 10])
+    np.testing.assert_array_equal(ardm_plan.plan(ardm_plan.DEFAULT_CURVE, 3, 10), [1, 2, 3])
+
+
+def test_golden_plan():
+    """The decoder recomputes the plan: any change to it breaks old streams (bump the version)."""
+    starts = ardm_plan.plan(np.array([8.0, 3.0, 1.5, 1.0, 0.8]), 1_000_000, 6)
+    np.testing.assert_array_equal(starts, GOLDEN_PLAN)
+
+
+@pytest.mark.parametrize("curve", [[8.0], [8.0, -1.0], [8.0, np.nan], [[8.0, 1.0]]])
+def test_bad_curves_are_refused(curve):
+    with pytest.raises(ValueError, match="curve"):
+        ardm_plan.plan(np.array(curve), 10, 3)
+
+
+# --- the coder -----------------------------------------------------------------------------------
+
+
+def test_order_is_a_pinned_permutation():
+    sigma = ardm.order(7, 1000)
+    np.testing.assert_array_equal(np.sort(sigma), np.arange(1000))
+    np.testing.assert_array_equal(ardm.order(7, 10), GOLDEN_ORDER)
+
+
+@pytest.mark.parametrize(
+    "shape, steps, calls",
+    [((1, 1, 3), 2, 2), ((1, 1), 1, 1), ((1, 1, 3), 10, 3), ((3, 5), 4, 4), ((6, 7, 3), 5, 5)],
+    ids=["1x1-rgb", "1x1-gray-2d", "1x1-rgb-more-steps-than-dims", "3x5-gray-2d", "6x7-rgb"],
+)
+def test_round_trip_is_exact(params, shape, steps, calls):
+    rgb_or_gray = smooth_image(*shape[:2], 3, seed=2)[..., : shape[2] if len(shape) == 3 else 1]
+    image = rgb_or_gray if len(shape) == 3 else rgb_or_gray[..., 0]
+    seen = []
+    result = ardm.encode(
+        image, params, TINY, steps=steps, seed=11, curve=CURVE, progress=lambda *a: seen.append(a), **MODEL
+    )
+    decoded = ardm.decode(result.data, params, TINY, curve=CURVE, **MODEL)
+    expected = image if image.ndim == 3 else image[..., None]
+    assert decoded.dtype == np.uint8
+    np.testing.assert_array_equal(decoded, expected)
+    assert result.calls == calls and seen[-1] == (calls, calls) and len(seen) == calls
+    header = bitstreams.read(result.data).header
+    assert header.mode is Mode.LOSSLESS_ARDM
+    assert (header.height, header.width, header.channels) == expected.shape
+    assert header.params == {"steps": steps, "image_crc32": zlib.crc32(expected.tobytes()), "order": 0}
+    assert (header.seed, header.model_id, header.model_hash) == (11, MODEL["model_id"], MODEL["model_hash8"])
+
+
+def test_coded_size_is_the_models_nll_within_a_small_margin(params, stream):
+    """rANS bits within 64 bits + 1% of the ideal cost of the quantised tables, and that ideal cost
+    within 0.001 bits per subpixel of the model's float32 NLL under the same order and plan."""
+    image, result = stream
+    assert result.ideal_bits <= result.payload_bits <= result.ideal_bits * 1.01 + 64
+    starts = ardm_plan.plan(CURVE, image.size, 5)
+    nll = float(model.plan_nll(params, TINY, jnp.asarray(image[None]), ardm.order(3, image.size), starts)[0])
+    assert result.ideal_bits == pytest.approx(nll, abs=1e-3 * image.size)
+    assert 6.0 < result.ideal_bits / image.size < 11.0  # an untrained model: near 8 bits per subpixel
+    facts = ardm.describe(result)
+    assert facts["calls"] == 5 and facts["bits"] == 8 * len(result.data) == result.total_bits
+    assert facts["bpd"] == pytest.approx(result.total_bits / image.size)
+
+
+def test_truncated_stream_is_a_clear_error(params, stream):
+    _, result = stream
+    with pytest.raises(bitstreams.TruncatedStreamError):
+        ardm.decode(result.data[:-5], params, TINY, curve=CURVE, **MODEL)
+
+
+def test_flipped_byte_fails_the_chunk_checksum(params, stream):
+    _, result = stream
+    data = bytearray(result.data)
+    data[-3] ^= 0x10
+    with pytest.raises(bitstreams.CorruptStreamError, match="checksum"):
+        ardm.decode(bytes(data), params, TINY, curve=CURVE, **MODEL)
+
+
+@pytest.mark.parametrize("change", ["first-word", "last-word", "drop-a-word"])
+def test_corrupt_rans_data_under_valid_checksums_is_a_clear_error(params, stream, change):
+    """A chunk altered and re-framed (fresh CRCs) must not decode to a wrong image silently."""
+    _, result = stream
+    container = bitstreams.read(result.data)
+    words = np.frombuffer(container.chunks[0], dtype="<u4").copy()
+    if change == "drop-a-word":
+        words = words[1:]
+    else:
+        words[0 if change == "first-word" else -1] ^= 0x00F0F000
+    data = bitstreams.write(container.header, [words.astype("<u4").tobytes()])
+    with pytest.raises(bitstreams.CorruptStreamError):
+        ardm.decode(data, params, TINY, curve=CURVE, **MODEL)
+
+
+def test_another_model_is_refused(params, stream):
+    _, result = stream
+    other = {**MODEL, "model_hash8": bytes(8)}
+    with pytest.raises(bitstreams.StreamMismatchError, match="made with model ardm-test \\(0123456789abcdef\\)"):
+        ardm.decode(result.data, params, TINY, curve=CURVE, **other)
+
+
+def test_another_mode_is_refused(params):
+    header = bitstreams.Header(Mode.LOSSLESS_VDM, 2, 2, 3, 0, MODEL["model_id"], MODEL["model_hash8"], {})
+    with pytest.raises(bitstreams.StreamMismatchError, match="lossless-vdm"):
+        ardm.decode(bitstreams.write(header, [b"\0" * 8]), params, TINY, **MODEL)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"steps": 5, "image_crc32": 0}, "lacks order"),
+        ({"steps": 0, "image_crc32": 0, "order": 0}, "steps"),
+        ({"steps": 5, "image_crc32": 0, "order": 1}, "order scheme 1"),
+        ({"steps": 5, "image_crc32": 1 << 32, "order": 0}, "checksum"),
+    ],
+)
+def test_bad_coding_parameters_are_refused(params, stream, fields, message):
+    _, result = stream
+    container = bitstreams.read(result.data)
+    name, hash8 = MODEL["model_id"], MODEL["model_hash8"]
+    header = bitstreams.Header(Mode.LOSSLESS_ARDM, 6, 7, 3, 3, name, hash8, fields)
+    with pytest.raises(bitstreams.CorruptStreamError, match=message):
+        ardm.decode(bitstreams.write(header, container.chunks), params, TINY, curve=CURVE, **MODEL)
+
+
+def test_a_wrong_image_checksum_is_reported(params, stream):
+    _, result = stream
+    container = bitstreams.read(result.data)
+    fields = dict(container.header.params, image_crc32=container.header.params["image_crc32"] ^ 1)
+    header = bitstreams.Header(**{**container.header.__dict__, "params": fields})
+    with pytest.raises(bitstreams.CorruptStreamError, match="checksum"):
+        ardm.decode(bitstreams.write(header, container.chunks), params, TINY, curve=CURVE, **MODEL)
+
+
+@pytest.mark.parametrize("image", [np.zeros((2, 2, 2), np.uint8), np.zeros((2, 2, 3), np.float32)])
+def test_invalid_images_steps_and_seeds_are_refused(params, image):
+    with pytest.raises(ValueError, match="uint8"):
+        ardm.encode(image, params, TINY, **MODEL)
+    with pytest.raises(ValueError, match="steps"):
+        ardm.encode(np.zeros((2, 2, 3), np.uint8), params, TINY, steps=0, **MODEL)
+    with pytest.raises(ValueError, match="seed"):
+        ardm.encode(np.zeros((2, 2, 3), np.uint8), params, TINY, seed=-1, **MODEL)
+
+
+# --- golden stream -------------------------------------------------------------------------------
+
+
+def test_golden_stream(params):
+    """All parameters zero but the head's bias: every subpixel of channel c gets logits bias_c,
+    exactly, on any machine. Pins the order, the plan, the push order and the framing (bump the
+    version if it changes); the ideal cost is then a closed form."""
+    bias = np.random.default_rng(6).normal(size=3 * VOCAB).astype(np.float32)
+    const = jax.tree.map(np.zeros_like, params)
+    const["head"]["bias"] = jnp.asarray(bias)
+    image = smooth_image(6, 7, 3, seed=9)
+    result = ardm.encode(image, const, TINY, steps=3, seed=1, **MODEL)
+    logp = special.log_softmax(bias.astype(np.float64).reshape(3, VOCAB), axis=-1)
+    own = np.take_along_axis(logp, image.reshape(-1, 3).T.astype(np.int64), axis=1)  # (3, 42)
+    ideal = -own.sum() / np.log(2)
+    assert result.ideal_bits == pytest.approx(ideal, rel=1e-5)
+    assert hashlib.sha256(result.data).hexdigest() == GOLDEN_SHA256
+    np.testing.assert_array_equal(ardm.decode(result.data, const, TINY, **MODEL), image)
+
+
+GOLDEN_PLAN = [1, 83008, 166016, 250001, 500001, 750001]
+GOLDEN_ORDER = [6, 3, 4, 9, 0, 2, 8, 7, 5, 1]
+GOLDEN_SHA256 = "4b9eb35eed2fe12af73f6432935c72f1247b40ef45889232ca0b4767956b7d1d"
