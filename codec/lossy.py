@@ -316,9 +316,9 @@ def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -
         config = rcc.RccConfig(p.get("chunk_bits", 0), p.get("margin", 0))
     except ValueError as exc:
         raise bitstreams.CorruptStreamError(f"bad coding parameters: {exc}") from None
-    if not 1 <= p.get("steps", 0) <= MAX_STEPS:
-        raise bitstreams.CorruptStreamError(f"steps {p.get('steps', 0)} is outside [1, {MAX_STEPS}]")
-    steps_total = p["steps"] + 1
+    if not 0 <= p.get("steps", 0) <= MAX_STEPS:
+        raise bitstreams.CorruptStreamError(f"steps {p.get('steps', 0)} is outside [0, {MAX_STEPS}]")
+    steps_total = p.get("steps", 0) + 1
     x_like = jnp.zeros((1, header.height, header.width, 3), jnp.float32)
     dims = x_like.size
     g0, g1 = den.gamma_range

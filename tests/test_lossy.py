@@ -89,3 +89,23 @@ def test_corrupt_chunk_is_refused(den, stream):
     data[-1] ^= 0x40
     with pytest.raises(bitstreams.CorruptStreamError, match="checksum"):
         lossy.decode_latent(bytes(data), den)
+
+
+def test_a_budget_for_the_first_step_only_still_decodes(den):
+    image = smooth_image(12, 20, 3)
+    result = lossy.encode(image, den, bpp=0.01, config=CONFIG, seed=2)
+    assert len(result.steps) == 1
+    assert bitstreams.read(result.data).header.params["steps"] == 0
+    latent = lossy.decode_latent(result.data, den)
+    assert latent.steps_decoded == latent.steps_total == 1
+    np.testing.assert_array_equal(np.asarray(latent.z), result.latents[0])
+
+
+def test_a_header_with_too_many_steps_is_refused_before_allocating(den, stream):
+    _, result = stream
+    header = bitstreams.read(result.data).header
+    forged = bitstreams.Header(header.mode, header.height, header.width, header.channels, header.seed,
+                               header.model_id, header.model_hash, {**header.params, "steps": 1 << 40})
+    data = bitstreams.write(forged, bitstreams.read(result.data).chunks)
+    with pytest.raises(bitstreams.CorruptStreamError, match="steps 1099511627776 is outside"):
+        lossy.decode_latent(data, den)
