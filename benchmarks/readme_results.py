@@ -34,12 +34,12 @@ def block(folder: Path) -> list[str]:
     text = (folder / "summary.md").read_text()
     title = text.splitlines()[0].removeprefix("# Rate-distortion evaluation: ")
     command = re.search(r"^    (diffc .*)$", text, re.MULTILINE)
-    lines = [f"### {title} ([summary]({folder / 'summary.md'}), [plot]({folder / 'rd.png'}))", ""]
+    lines = [f"### `{folder.name}`: {title} ([summary]({folder / 'summary.md'}), [plot]({folder / 'rd.png'}))", ""]
     if command:
         lines += [f"`{command.group(1)}`", ""]
     for heading, body in sections(text).items():
         if heading in KEPT:
-            lines += [f"#{heading}", *[line for line in body if line.startswith("|") or not line.strip()]]
+            lines += [f"##{heading}", *[line for line in body if line.startswith("|") or not line.strip()]]
     return lines
 
 

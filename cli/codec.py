@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import resource
+import sys
 import time
 from enum import Enum
 from pathlib import Path
@@ -54,6 +56,12 @@ def _parse_bpp(bpp: str | None, lossless: bool) -> float | None:
     if not value > 0:
         raise UserError(f"--bpp must be positive, not {bpp}")
     return value
+
+
+def _peak_memory_mib() -> float:
+    """The process's peak resident memory so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
 
 
 def _note(quiet: bool, message: str) -> None:
@@ -121,6 +129,7 @@ def encode(
     seconds = time.perf_counter() - start
     write_bytes(out, coded.data, force=force)
     facts["seconds_total"] = seconds
+    facts["peak_memory_mib"] = _peak_memory_mib()
     if stats is not None:
         write_bytes(stats, (json.dumps(facts, indent=2) + "\n").encode(), force=force)
     _note(quiet, f"diffc: {len(coded.data)} bytes, {summary}, {seconds:.1f} s")
@@ -194,5 +203,6 @@ def decode(
     write_png(out, pixels, force=force)
     if stats is not None:
         facts["seconds_total"] = seconds
+        facts["peak_memory_mib"] = _peak_memory_mib()
         write_bytes(stats, (json.dumps(facts, indent=2) + "\n").encode(), force=force)
     _note(quiet, f"diffc: {pixels.shape[1]}x{pixels.shape[0]} {done}, {seconds:.1f} s")

@@ -192,3 +192,22 @@ def test_python_api_lossless_round_trip(work):
     np.testing.assert_array_equal(decompress(data, model=str(model)), rgb)
     with pytest.raises(ValueError, match="either bpp"):
         compress(rgb, model=str(model))
+
+
+def test_stats_report_bits_kl_phases_and_memory(work, capsys, tmp_path):
+    import json
+
+    root, model, _ = work
+    enc, dec = tmp_path / "enc.json", tmp_path / "dec.json"
+    code, err = run(["encode", root / "rgb.png", "--bpp", "16", "-o", tmp_path / "s.dfc", "--model", model,
+                     "--stats", enc, "--quiet", *FAST], capsys)
+    assert code == 0, err
+    facts = json.loads(enc.read_text())
+    assert facts["bits"] == 8 * (tmp_path / "s.dfc").stat().st_size
+    assert facts["kl_bits"] == pytest.approx(sum(s["kl_bits"] for s in facts["steps"]))
+    assert set(facts["seconds"]) == {"network", "rcc", "entropy"} and facts["peak_memory_mib"] > 0
+    code, err = run(["decode", tmp_path / "s.dfc", "-o", tmp_path / "s.png", "--model", model,
+                     "--stats", dec, "--quiet"], capsys)
+    assert code == 0, err
+    facts = json.loads(dec.read_text())
+    assert facts["steps_decoded"] == facts["steps_total"] and facts["peak_memory_mib"] > 0
