@@ -28,6 +28,7 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import special
 
 from diffc import bitstreams
 from diffc.bitstreams import Mode
@@ -156,13 +157,14 @@ def rate_curve(den: Denoiser, x: jax.Array, points: int, seed: int) -> RateCurve
     return RateCurve(gammas, err2, prior)
 
 
-def _walk(curve: RateCurve, step_bits: float, steps: int) -> list[float]:
-    """Noise levels of up to ``steps`` steps of ``step_bits`` each from gamma(1), stopping at gamma(0).
+def _walk(curve: RateCurve, step_bits: float, steps: int, floor: float | None = None) -> list[float]:
+    """Noise levels of up to ``steps`` steps of ``step_bits`` each from gamma(1), stopping at
+    ``floor`` (default gamma(0)).
 
     A step t -> s costs KL(q(z_s|z_t,x) || p(z_s|z_t)) = 0.5 (SNR_s - SNR_t) ||x - x_hat(z_t)||^2
     nats (VDM eq. 14 with SNR = e^-gamma): the error of the denoised mean at the step's *start*,
     which is why a few large steps cost far more than the continuous-time integral."""
-    g0, g = curve.gammas[-1], curve.gammas[0]
+    g0, g = curve.gammas[-1] if floor is None else floor, curve.gammas[0]
     levels = []
     for _ in range(steps):
         snr = math.exp(-g) + 2 * step_bits * math.log(2) / curve.err2_at(g)
@@ -173,26 +175,52 @@ def _walk(curve: RateCurve, step_bits: float, steps: int) -> list[float]:
     return levels
 
 
-def plan_grid(curve: RateCurve, target_bits: float | None, steps: int) -> list[int]:
+def _bits_to_reach(curve: RateCurve, end: float, steps: int) -> float:
+    """The fewest bits per step with which ``steps`` equal steps reach ``end`` (bisection)."""
+    lo, hi = 1e-3, 1e12
+    for _ in range(80):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (lo, mid) if _walk(curve, mid, steps, end)[-1] == end else (mid, hi)
+    return hi
+
+
+def tail_bits_per_dim(gamma: float) -> float:
+    """Entropy in bits of an 8-bit value under the discretised decoder p(x | z_gamma) (VDM eq. 28-30)
+    when z is distributed as the model assumes: a Gaussian of std sigma/alpha (in units of the
+    2/255 bins) discretised to the bins, what the lossless tail pays per subpixel at that level."""
+    std = math.sqrt(math.exp(gamma)) * 127.5  # sigma / alpha = e^(gamma / 2), in bins
+    k = np.arange(-math.ceil(8 * std + 2), math.ceil(8 * std + 2) + 1)
+    p = np.diff(special.ndtr((np.append(k, k[-1] + 1) - 0.5) / std))
+    p = p[p > 0]
+    return float(-np.sum(p * np.log2(p)))
+
+
+def _lossless_bits(curve: RateCurve, end: float, steps: int, dims: int) -> float:
+    """Predicted bits of a lossless stream whose steps end at ``end``: the steps, then the tail."""
+    if end >= curve.gammas[0]:
+        return math.inf
+    return steps * _bits_to_reach(curve, end, steps) + dims * tail_bits_per_dim(end)
+
+
+def plan_grid(curve: RateCurve, target_bits: float | None, steps: int, dims: int = 0) -> list[int]:
     """Gamma codes of at most ``steps`` steps of equal predicted bits that spend ``target_bits``
-    (after step 0), or that reach gamma(0) in exactly the steps given when ``target_bits`` is None."""
+    (after step 0); or, when ``target_bits`` is None (lossless), of ``steps`` steps down to the
+    noise level where the predicted bits of the steps plus the lossless tail over ``dims``
+    subpixels are fewest (with few steps, stopping above gamma(0) and letting the tail code the
+    rest is cheaper than paying large steps at the error of their start)."""
     if target_bits is not None:
         levels = _walk(curve, max(target_bits - curve.prior_bits, 1.0) / steps, steps)
     else:
-        lo, hi = 1e-3, 1e12  # bits per step: too few to reach gamma(0) in ``steps``, and enough
-        for _ in range(80):
-            mid = math.sqrt(lo * hi)
-            lo, hi = (lo, mid) if _walk(curve, mid, steps)[-1] == curve.gammas[-1] else (mid, hi)
-        levels = _walk(curve, hi, steps)
-        levels[-1] = curve.gammas[-1]
+        candidates = np.linspace(curve.gammas[0], curve.gammas[-1], 49)[1:]
+        end = min(candidates, key=lambda g: _lossless_bits(curve, float(g), steps, dims))
+        levels = _walk(curve, _bits_to_reach(curve, float(end), steps), steps, float(end))
+        levels[-1] = float(end)
     codes = []
     previous = gamma_code(curve.gammas[0])
     for g in levels:
         code = max(min(gamma_code(g), previous - 1), 0)  # strictly decreasing
         codes.append(code)
         previous = code
-    if target_bits is None:
-        codes[-1] = gamma_code(curve.gammas[-1])
     return codes
 
 
@@ -268,10 +296,10 @@ def encode(
     curve = rate_curve(den, x, config.curve_points, seed)
     header_guess = 8 * (40 + len(den.name)) + config.steps * 48
     target = None if lossless else max(budget - header_guess, 0.0) / config.overhead
-    grid = plan_grid(curve, target, config.steps)
+    grid = plan_grid(curve, target, config.steps, dims)
     seconds["network"] += time.perf_counter() - start
 
-    g0, g1 = den.gamma_range
+    _, g1 = den.gamma_range
     gamma_t = jnp.asarray(g1, jnp.float32)
     mean, std = _initial(x, gamma_t)
     u = np.asarray(vdm.alpha_sigma(gamma_t)[0] * x / std).reshape(-1)
@@ -300,7 +328,7 @@ def encode(
             progress(i + 1, len(grid) + 1)
 
     t0 = time.perf_counter()
-    tail = _tail_bytes(np.repeat(pixels, 3 // channels, axis=-1), z, jnp.asarray(g0, jnp.float32)) if lossless else None
+    tail = _tail_bytes(np.repeat(pixels, 3 // channels, axis=-1), z, gamma_t) if lossless else None
     header_for = lambda n: bitstreams.Header(  # noqa: E731
         Mode.LOSSY, h, w, channels, seed, den.name, den.hash8,
         {"steps": n - 1, "chunk_bits": config.rcc.chunk_bits, "margin": config.rcc.margin,
@@ -352,7 +380,7 @@ def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -
     steps_total = p.get("steps", 0) + 1
     x_like = jnp.zeros((1, header.height, header.width, 3), jnp.float32)
     dims = x_like.size
-    g0, g1 = den.gamma_range
+    _, g1 = den.gamma_range
     gamma_t = jnp.asarray(g1, jnp.float32)
     z, grid, step = None, None, 0
     lossless_chunk = p.get("lossless_tail", 0) == 1
@@ -361,7 +389,7 @@ def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -
         if step == steps_total:
             if not lossless_chunk or pixels is not None:
                 raise bitstreams.CorruptStreamError(f"chunk {j} follows the last step")
-            pixels = _pop_tail(chunk, z, jnp.asarray(g0, jnp.float32))
+            pixels = _pop_tail(chunk, z, gamma_t)
             continue
         stack = entropy.Stack.from_bytes(chunk)
         if j == 0:

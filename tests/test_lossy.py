@@ -109,3 +109,11 @@ def test_a_header_with_too_many_steps_is_refused_before_allocating(den, stream):
     data = bitstreams.write(forged, bitstreams.read(result.data).chunks)
     with pytest.raises(bitstreams.CorruptStreamError, match="steps 1099511627776 is outside"):
         lossy.decode_latent(data, den)
+
+
+def test_tail_cost_is_the_entropy_of_the_discretised_decoder():
+    import math
+
+    assert lossy.tail_bits_per_dim(-20.0) < 1e-6  # std far below a bin: the value is certain
+    gamma = 0.0  # std 127.5 bins: the differential entropy of the Gaussian, in bins
+    assert lossy.tail_bits_per_dim(gamma) == pytest.approx(math.log2(127.5 * math.sqrt(2 * math.pi * math.e)), abs=1e-3)
