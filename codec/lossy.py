@@ -13,8 +13,9 @@ underestimates large steps several-fold (planning with it put a 1 bpp budget int
 The steps share the budget equally, so the grid reaches the lowest noise level it can. The grid
 (gamma values, 16-bit fixed point) opens chunk 0. Steps are grouped into container chunks of a
 similar share of the bits; rate control keeps the longest prefix of steps that fits the budget.
-With no budget the grid goes down to gamma(0) and a last chunk codes the pixels with the
-discretised decoder p(x | z_0): the same stream then ends lossless.
+With no budget the grid goes down to the noise level where the predicted bits of the steps plus
+a lossless tail are fewest, and a last chunk codes the pixels with the discretised decoder
+p(x | z) at that level (VDM eq. 28-30): the same stream then ends lossless.
 """
 
 from __future__ import annotations
@@ -251,7 +252,8 @@ def _chunk_bytes(codes: list[rcc.StepCode], grid: list[int] | None, config: Loss
 
 
 def _tail_bytes(pixels_rgb: np.ndarray, z_0: jax.Array, gamma_0: jax.Array) -> bytes:
-    """The lossless tail: every subpixel with the discretised decoder p(x | z_0) (VDM eq. 28-30)."""
+    """The lossless tail: every subpixel with the discretised decoder p(x | z) at the last step's
+    level (VDM eq. 28-30)."""
     stack = entropy.Stack()
     flat = pixels_rgb.reshape(-1)
     z = z_0.reshape(-1)
