@@ -94,7 +94,7 @@ def encode(
 
       diffc encode photo.png --bpp max                 # progressive DiffC stream that ends lossless
     """
-    from diffc.codec import api, bitsback, denoiser, lossy, rcc
+    from diffc.codec import api, bitsback, denoiser, lossy
 
     rate = _parse_bpp(bpp, lossless)
     chosen = _choose_prior(prior, lossless, bpp)
@@ -118,9 +118,7 @@ def encode(
         facts = bitsback.describe(coded)
         summary = f"{facts['bpd']:.4f} bits/dim ({facts['seed_patches']} of {facts['patches']} patches seeded directly)"
     else:
-        defaults = rcc.RccConfig()
-        knobs = rcc.RccConfig(chunk_bits or defaults.chunk_bits, defaults.margin if margin is None else margin)
-        config = lossy.LossyConfig(steps=steps, rcc=knobs)
+        config = api.lossy_config(steps, chunk_bits, margin)
         with progress_bar("encoding", "steps", quiet=quiet) as progress:
             coded = lossy.encode(pixels, den, bpp=rate, config=config, seed=seed, progress=progress)
         facts = lossy.describe(coded, pixels.shape[0] * pixels.shape[1])

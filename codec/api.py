@@ -38,6 +38,14 @@ def default_steps(prior: Prior) -> int:
     return lossy.LossyConfig().steps if prior == "diffc" else bitsback.DEFAULT_STEPS
 
 
+def lossy_config(steps: int, chunk_bits: int | None = None, margin: int | None = None) -> lossy.LossyConfig:
+    """The lossy coder's settings, with the reverse channel coding defaults where a knob is None."""
+    defaults = rcc.RccConfig()
+    knobs = rcc.RccConfig(defaults.chunk_bits if chunk_bits is None else chunk_bits,
+                          defaults.margin if margin is None else margin)
+    return lossy.LossyConfig(steps=steps, rcc=knobs)
+
+
 def compress(
     pixels: np.ndarray, *, bpp: float | None = None, lossless: bool = False, prior: Prior | None = None,
     model: str = "default", steps: int | None = None, chunk_bits: int | None = None, margin: int | None = None,
@@ -57,9 +65,7 @@ def compress(
     den = denoiser.load(model)
     if chosen == "vdm":
         return bitsback.encode(pixels, den, steps=steps, seed=seed, progress=progress).data
-    defaults = rcc.RccConfig()
-    config = lossy.LossyConfig(steps=steps, rcc=rcc.RccConfig(
-        defaults.chunk_bits if chunk_bits is None else chunk_bits, defaults.margin if margin is None else margin))
+    config = lossy_config(steps, chunk_bits, margin)
     return lossy.encode(pixels, den, bpp=bpp, config=config, seed=seed, progress=progress).data
 
 

@@ -20,6 +20,7 @@ p(x | z) at that level (VDM eq. 28-30): the same stream then ends lossless.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -138,9 +139,14 @@ class RateCurve:
     err2: np.ndarray
     prior_bits: float
 
+    @functools.cached_property
+    def _log_err2(self) -> np.ndarray:
+        return np.log(np.maximum(self.err2, 1e-30))
+
     def err2_at(self, gamma: float) -> float:
-        """err2 interpolated log-linearly in gamma."""
-        return float(np.exp(np.interp(-gamma, -self.gammas, np.log(np.maximum(self.err2, 1e-30)))))
+        """err2 interpolated log-linearly in gamma (the planner's inner loop calls this thousands of
+        times, so the logs are taken once)."""
+        return math.exp(np.interp(-gamma, -self.gammas, self._log_err2))
 
 
 def rate_curve(den: Denoiser, x: jax.Array, points: int, seed: int) -> RateCurve:
