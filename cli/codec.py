@@ -34,6 +34,7 @@ class Method(str, Enum):
 class PriorName(str, Enum):
     diffc = "diffc"
     vdm = "vdm"
+    ardm = "ardm"
 
 
 def _default_output(input_path: Path, suffix: str, output: Path | None) -> Path:
@@ -44,9 +45,10 @@ def _default_output(input_path: Path, suffix: str, output: Path | None) -> Path:
     return input_path.with_suffix(suffix)
 
 
-def _parse_bpp(bpp: str | None, lossless: bool) -> float | None:
+def _parse_bpp(bpp: str | None, lossless: bool) -> float | str | None:
+    """--bpp as the API takes it: a positive number, 'max', or None with --lossless."""
     if lossless or bpp == "max":
-        return None
+        return bpp
     if bpp is None:
         raise UserError("say how many bits to spend: --bpp 0.5 (bits per pixel), --bpp max, or --lossless")
     try:
@@ -74,9 +76,9 @@ def encode(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output stream (default: IMAGE.dfc; - for stdout).")] = None,
     bpp: Annotated[str | None, typer.Option("--bpp", help="Bits per pixel to spend at most, header included, or 'max' for a DiffC stream that ends lossless.")] = None,
     lossless: Annotated[bool, typer.Option("--lossless", help="Code the image exactly (with --prior vdm unless another prior is named).")] = False,
-    prior: Annotated[PriorName | None, typer.Option("--prior", help="Lossless coder: vdm (bits-back, closest to the model's ELBO) or diffc (the progressive lossy stream run to the end).")] = None,
+    prior: Annotated[PriorName | None, typer.Option("--prior", help="Lossless coder: vdm (bits-back with the VDM prior), ardm (autoregressive diffusion, per image) or diffc (the progressive lossy stream run to the end).")] = None,
     model: ModelOption = "default",
-    steps: Annotated[int | None, typer.Option("--steps", min=1, max=4096, help="Lossy: coding steps after the first (default 12, at most 64). Lossless vdm: diffusion steps T (default 100).", show_default=False)] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, max=4096, help="Lossy: coding steps after the first (default 12, at most 64). Lossless vdm: diffusion steps T (default 100). Lossless ardm: network calls (default 100).", show_default=False)] = None,
     chunk_bits: Annotated[int | None, typer.Option("--chunk-bits", min=1, max=20, help="Lossy reverse channel coding: KL bits per chunk (default 6).", show_default=False)] = None,
     margin: Annotated[int | None, typer.Option("--margin", min=0, max=8, help="Lossy reverse channel coding: 2^(chunk bits + margin) candidates per chunk (default 1).", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Shared randomness of the stream.")] = 0,
@@ -92,57 +94,37 @@ def encode(
 
       diffc encode photo.png --lossless                # bits-back with the VDM prior
 
+      diffc encode photo.png --lossless --prior ardm --steps 50
+
       diffc encode photo.png --bpp max                 # progressive DiffC stream that ends lossless
     """
-    from diffc.codec import api, bitsback, denoiser, lossy
+    from diffc.codec import api
 
+    if bpp is not None and lossless:
+        raise UserError("--bpp and --lossless exclude each other (--bpp max is the lossless DiffC stream)")
     rate = _parse_bpp(bpp, lossless)
-    chosen = _choose_prior(prior, lossless, bpp)
-    steps = api.default_steps(chosen.value) if steps is None else steps
-    if chosen is PriorName.diffc and steps > lossy.MAX_STEPS:
-        raise UserError(f"--steps for lossy DiffC is at most {lossy.MAX_STEPS}, not {steps}")
-    if chosen is PriorName.vdm and (chunk_bits, margin) != (None, None):
-        raise UserError("--chunk-bits and --margin tune lossy DiffC; bits-back (--prior vdm) has no such knobs")
+    request = {"bpp": rate, "lossless": lossless, "prior": prior and prior.value, "steps": steps,
+               "chunk_bits": chunk_bits, "margin": margin}
+    try:
+        api.check(**request)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     out = _default_output(image, ".dfc", output)
     check_writable(out, force=force)
     if stats is not None:
         check_writable(stats, force=force)
     pixels = read_image(image)
-    den = denoiser.load(model)
-    what = "lossless bits-back" if chosen is PriorName.vdm else ("lossless DiffC" if rate is None else "DiffC")
-    _note(quiet, f"diffc: {what} of {pixels.shape[1]}x{pixels.shape[0]} with {den.name}, {steps} steps")
+    job = api.prepare(**request, model=model)
+    _note(quiet, f"diffc: {job.title} of {pixels.shape[1]}x{pixels.shape[0]} with {job.model.name}, {job.steps} steps")
     start = time.perf_counter()
-    if chosen is PriorName.vdm:
-        with progress_bar("encoding", "patches", quiet=quiet) as progress:
-            coded = bitsback.encode(pixels, den, steps=steps, seed=seed, progress=progress)
-        facts = bitsback.describe(coded)
-        summary = f"{facts['bpd']:.4f} bits/dim ({facts['seed_patches']} of {facts['patches']} patches seeded directly)"
-    else:
-        config = api.lossy_config(steps, chunk_bits, margin)
-        with progress_bar("encoding", "steps", quiet=quiet) as progress:
-            coded = lossy.encode(pixels, den, bpp=rate, config=config, seed=seed, progress=progress)
-        facts = lossy.describe(coded, pixels.shape[0] * pixels.shape[1])
-        summary = (f"{facts['bpp']:.4f} bpp, {len(coded.steps)} steps" + (", lossless" if coded.lossless else "")
-                   + (f", {facts['overhead_ratio']:.3f}x the KL" if facts["overhead_ratio"] else ""))
+    with progress_bar("encoding", job.unit, quiet=quiet) as progress:
+        coded = job.run(pixels, seed=seed, progress=progress)
     seconds = time.perf_counter() - start
     write_bytes(out, coded.data, force=force)
-    facts["seconds_total"] = seconds
-    facts["peak_memory_mib"] = _peak_memory_mib()
+    facts = {**coded.facts, "seconds_total": seconds, "peak_memory_mib": _peak_memory_mib()}
     if stats is not None:
         write_bytes(stats, (json.dumps(facts, indent=2) + "\n").encode(), force=force)
-    _note(quiet, f"diffc: {len(coded.data)} bytes, {summary}, {seconds:.1f} s")
-
-
-def _choose_prior(prior: PriorName | None, lossless: bool, bpp: str | None) -> PriorName:
-    from diffc.codec import api
-
-    if bpp is not None and lossless:
-        raise UserError("--bpp and --lossless exclude each other (--bpp max is the lossless DiffC stream)")
-    if prior is None:
-        return PriorName(api.LOSSLESS_PRIOR) if lossless else PriorName.diffc
-    if prior is PriorName.vdm and not lossless:
-        raise UserError("--prior vdm codes losslessly: use it with --lossless and without --bpp")
-    return prior
+    _note(quiet, f"diffc: {len(coded.data)} bytes, {coded.summary}, {seconds:.1f} s")
 
 
 def decode(
@@ -164,8 +146,7 @@ def decode(
 
       diffc decode photo.dfc --max-bytes 4000 -o preview.png
     """
-    from diffc.bitstreams import Mode
-    from diffc.codec import api, bitsback, denoiser, lossy
+    from diffc.codec import api
 
     out = _default_output(stream, ".png", output)
     check_writable(out, force=force)
@@ -176,31 +157,17 @@ def decode(
         header = api.header_of(data, max_bytes)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    den = denoiser.load(model or header.model_id)
     start = time.perf_counter()
-    if header.mode is Mode.LOSSLESS_VDM:
-        with progress_bar("decoding", "patches", quiet=quiet) as progress:
-            pixels = bitsback.decode(data, den, progress)
-        facts: dict[str, object] = {"mode": header.mode.label, "lossless": True}
-        done = "losslessly"
-    else:
-        latent = lossy.decode_latent(data, den, max_bytes=max_bytes)
-        pixels = lossy.reconstruct(latent, den, method=method.value, steps=decode_steps, seed=header.seed)
-        if latent.truncated:
-            _note(False, f"diffc: note: the stream is truncated; decoded {latent.steps_decoded} of {latent.steps_total} steps")
-        facts = {
-            "mode": header.mode.label,
-            "steps_decoded": latent.steps_decoded,
-            "steps_total": latent.steps_total,
-            "gamma": latent.gamma,
-            "lossless": latent.pixels is not None,
-            "method": method.value,
-        }
-        done = f"from {latent.steps_decoded} steps"
+    unit = api.PRIOR_FACTS[api.MODE_PRIORS[header.mode]].unit
+    with progress_bar("decoding", unit, quiet=quiet) as progress:
+        decoded = api.decode(data, model=model, method=method.value, decode_steps=decode_steps,
+                             max_bytes=max_bytes, progress=progress)
+    if decoded.notice:
+        _note(False, f"diffc: note: {decoded.notice}")
     seconds = time.perf_counter() - start
+    pixels = decoded.pixels
     write_png(out, pixels, force=force)
     if stats is not None:
-        facts["seconds_total"] = seconds
-        facts["peak_memory_mib"] = _peak_memory_mib()
+        facts = {**decoded.facts, "seconds_total": seconds, "peak_memory_mib": _peak_memory_mib()}
         write_bytes(stats, (json.dumps(facts, indent=2) + "\n").encode(), force=force)
-    _note(quiet, f"diffc: {pixels.shape[1]}x{pixels.shape[0]} {done}, {seconds:.1f} s")
+    _note(quiet, f"diffc: {pixels.shape[1]}x{pixels.shape[0]} {decoded.summary}, {seconds:.1f} s")

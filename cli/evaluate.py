@@ -122,6 +122,10 @@ def rd(
     method: Annotated[Method | None, typer.Option(
         "--method", help="How diffc's lossy coder reconstructs (needs --model).", show_default="flow")
     ] = None,
+    diffc_names: Annotated[str | None, typer.Option(
+        "--diffc", help="Only these of diffc's coders, comma-separated: lossy, lossless-vdm, lossless-diffc, "
+        "lossless-ardm (needs --model; an ARDM coder needs an ARDM model).", show_default="all of --modes")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Start over in a --out that holds other results.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -136,10 +140,14 @@ def rd(
       diffc eval rd --data kodak --crop 256 --out results/kodak-256
 
       diffc eval rd --data kodak --modes lossless --codecs png,jpegxl --limit 4
+
+      diffc eval rd --data kodak --modes lossless --model default --diffc lossless-ardm,lossless-vdm
     """
     mode_list = _names(modes, "--modes", codecs.MODES)
     rates = _rates(bpp)
     families = _names(codec_names, "--codecs", codecs.FAMILIES)
+    if diffc_names is not None and model is None:
+        raise typer.BadParameter("it chooses among diffc's coders; give --model too", param_hint="--diffc")
     if method is not None and model is None:
         raise typer.BadParameter("it chooses how diffc's lossy coder reconstructs; give --model too", param_hint="--method")
     out = out or Path("results") / f"{data.name}{f'-{crop}' if crop else ''}"
@@ -152,10 +160,12 @@ def rd(
         "--limit": None if limit is None else str(limit),
         "--model": model,
         "--method": method_name,
+        "--diffc": diffc_names,
     })
     try:
         chosen, notes = codecs.classical(families, mode_list)
-        diffc = [] if model is None else codecs.diffc_coders(mode_list, model, (method or Method.flow).value)
+        only = None if diffc_names is None else [n.strip() for n in diffc_names.split(",") if n.strip()]
+        diffc = [] if model is None else codecs.diffc_coders(mode_list, model, (method or Method.flow).value, only)
         coders: list[codecs.Codec] = [*chosen, *diffc]
         if not coders:
             raise UserError(f"no codec of --codecs {','.join(families)} runs in --modes {','.join(mode_list)}")
@@ -163,7 +173,7 @@ def rd(
         settings = {"images": [image.describe() for image in images], "crop": crop, "limit": limit, "bpp": rates,
                     "modes": mode_list, "model": model, "method": method_name,
                     "codecs": {c.name: {"lossless": c.lossless, **c.settings()} for c in coders}}
-        versions = runner.software_versions(diffc[0].model_card_hash if diffc else None)
+        versions = runner.software_versions(",".join(dict.fromkeys(c.model_card_hash for c in diffc)) or None)
         results = _stored_results(out, settings, versions, force) or runner.new_results(
             command, settings, versions, notes)
         results["command"] = command
@@ -237,8 +247,8 @@ def elbo(
     if json_out is not None:
         check_writable(json_out, force=force)
     enable_compilation_cache()
-    card_path = registry.resolve(model)
-    config, params, card = checkpoint.load_model(card_path)
+    card_path = registry.resolve(model, "vdm")
+    config, params, card = checkpoint.load_model(card_path, "vdm")
     try:
         images = [runner.load_image(path, crop) for path in runner.find_images(data, limit)]
     except EvaluationError as exc:

@@ -24,7 +24,7 @@ def _line(card: dict[str, Any]) -> str:
         f"{card.get('bytes', 0) / 2**20:.1f} MiB {card.get('dtype', '')}".rstrip(),
         f"sha256 {str(card.get('sha256', ''))[:16]}",
     ]
-    default = " (default)" if card["name"] == registry.DEFAULT else ""
+    default = " (default)" if card["name"] in registry.DEFAULTS.values() else ""
     return f"{card['name']}{default}: " + ", ".join(facts)
 
 

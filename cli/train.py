@@ -1,11 +1,10 @@
-"""``diffc train vdm``: train a VDM prior on random crops of image folders."""
-
-from __future__ import annotations
+"""``diffc train vdm|ardm``: train a model of either family on random crops of image folders."""
 
 import dataclasses
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from diffc.cli.errors import UserError
+from diffc.models.configs import FAMILY_CONFIGS
 
 train_app = typer.Typer(
     help="Train the models diffc codes with.", no_args_is_help=True,
@@ -60,43 +60,58 @@ class _Reporter:
             self.last_line = now
 
 
-@train_app.command("vdm")
-def vdm(
-    data: Annotated[
-        list[Path], typer.Option("--data", help="Image folder(s) to crop from: --data DIR [DIR ...].")
-    ],
-    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, model card, log.")],
-    more_data: Annotated[
-        list[Path] | None, typer.Argument(help="More image folders (after --data).", show_default=False)
-    ] = None,
-    config: Annotated[str, typer.Option("--config", help="Model config: tiny, small or base.")] = "small",
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Stop at this many steps in all.")] = None,
-    time_limit: Annotated[
-        float | None, typer.Option("--time-limit", min=0.0, help="Stop (and save) after MINUTES.")
-    ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
-    batch: Annotated[int | None, typer.Option("--batch", min=1, help="Crops per step (config's).")] = None,
-    crop: Annotated[int | None, typer.Option("--crop", min=4, help="Crop side in pixels (config's).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of initialisation and data order.")] = 0,
-    val: Annotated[
-        Path | None, typer.Option("--val", help="Validation folder (default: a val/ beside a train/).")
-    ] = None,
-    every: Annotated[
-        float, typer.Option("--every", min=0.1, help="Minutes between validations and checkpoints.")
-    ] = 5.0,
-    coordinator: Annotated[
-        str | None, typer.Option("--coordinator", help="HOST:PORT of process 0 for multi-host runs.")
-    ] = None,
-    num_processes: Annotated[int, typer.Option("--num-processes", min=1, help="Hosts in all.")] = 1,
-    process_id: Annotated[int, typer.Option("--process-id", min=0, help="This host's index.")] = 0,
-) -> None:
-    """Train a VDM prior on random crops (with flips) of image folders.
+def _command(family: str, what: str) -> Callable[..., None]:
+    """The ``diffc train FAMILY`` command: the same options and loop for every family."""
 
-    Saves OUT/model.{msgpack,json} (EMA weights and model card) and OUT/state.{msgpack,json} every
+    def command(
+        data: Annotated[
+            list[Path], typer.Option("--data", help="Image folder(s) to crop from: --data DIR [DIR ...].")
+        ],
+        out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, model card, log.")],
+        more_data: Annotated[
+            list[Path] | None, typer.Argument(help="More image folders (after --data).", show_default=False)
+        ] = None,
+        config: Annotated[str, typer.Option("--config", help=f"Model config: {', '.join(FAMILY_CONFIGS[family])}.")] = "small",
+        steps: Annotated[int | None, typer.Option("--steps", min=1, help="Stop at this many steps in all.")] = None,
+        time_limit: Annotated[
+            float | None, typer.Option("--time-limit", min=0.0, help="Stop (and save) after MINUTES.")
+        ] = None,
+        resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
+        batch: Annotated[int | None, typer.Option("--batch", min=1, help="Crops per step (config's).")] = None,
+        crop: Annotated[int | None, typer.Option("--crop", min=4, help="Crop side in pixels (config's).")] = None,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of initialisation and data order.")] = 0,
+        val: Annotated[
+            Path | None, typer.Option("--val", help="Validation folder (default: a val/ beside a train/).")
+        ] = None,
+        every: Annotated[
+            float, typer.Option("--every", min=0.1, help="Minutes between validations and checkpoints.")
+        ] = 5.0,
+        coordinator: Annotated[
+            str | None, typer.Option("--coordinator", help="HOST:PORT of process 0 for multi-host runs.")
+        ] = None,
+        num_processes: Annotated[int, typer.Option("--num-processes", min=1, help="Hosts in all.")] = 1,
+        process_id: Annotated[int, typer.Option("--process-id", min=0, help="This host's index.")] = 0,
+    ) -> None:
+        _train(
+            family, data + list(more_data or []), out, config, steps, time_limit, resume, batch, crop, seed,
+            val, every, coordinator, num_processes, process_id,
+        )
+
+    command.__doc__ = f"""Train {what} on random crops (with flips) of image folders.
+
+    Saves OUT/model.{{msgpack,json}} (EMA weights and model card) and OUT/state.{{msgpack,json}} every
     few minutes, at the end, at the time limit and on Ctrl-C; --resume continues exactly.
 
-    Example: diffc train vdm --data cid22/train imagenet-sample --out runs/vdm --time-limit 90
+    Example: diffc train {family} --data cid22/train imagenet-sample --out runs/{family} --time-limit 90
     """
+    return command
+
+
+def _train(
+    family: str, folders: list[Path], out: Path, config: str, steps: int | None, time_limit: float | None,
+    resume: bool, batch: int | None, crop: int | None, seed: int, val: Path | None, every: float,
+    coordinator: str | None, num_processes: int, process_id: int,
+) -> None:
     import jax
 
     from diffc.models import checkpoint, configs
@@ -106,14 +121,13 @@ def vdm(
     if coordinator is not None:
         jax.distributed.initialize(coordinator, num_processes, process_id)
     enable_compilation_cache()
-    folders = list(data) + list(more_data or [])
     for f in folders:
         if not f.is_dir():
             raise UserError(f"--data {f} is not a folder")
     if steps is None and time_limit is None:
         raise UserError("give --steps N or --time-limit MINUTES (or both)")
     try:
-        cfg = configs.get_config(config)
+        cfg = configs.get_config(config, family)
     except KeyError as exc:
         raise UserError(str(exc.args[0])) from None
     cfg = dataclasses.replace(cfg, batch=batch or cfg.batch, crop=crop or cfg.crop)
@@ -140,3 +154,7 @@ def vdm(
         f"validation {card['val_bpd'] if card['val_bpd'] is None else round(card['val_bpd'], 4)} bits/dim",
         err=True,
     )
+
+
+train_app.command("vdm")(_command("vdm", "a VDM prior (the lossy and bits-back coders' model)"))
+train_app.command("ardm")(_command("ardm", "an order-agnostic ARDM (the per-image lossless coder's model)"))

@@ -19,8 +19,9 @@ decoder build the same tables.
 
 The stream is one container chunk: the rANS words. The header carries the model's name and weight
 hash, ``steps`` (the call budget K), ``image_crc32`` and ``order``: the scheme that turns the seed
-into sigma (``ORDER_PCG64``). The loss curve that plans the calls belongs to the model: encoder and
-decoder must be given the same one (until an ARDM checkpoint stores it, it is not in the hash).
+into sigma (``ORDER_PCG64``). The loss curve that plans the calls is stored in the checkpoint's
+payload (``models.families``), so the weight hash covers it: a decoder holding another curve is
+refused as another model.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
@@ -38,8 +40,9 @@ from diffc import bitstreams
 from diffc.bitstreams import Mode
 from diffc.codec import ardm_plan, entropy
 from diffc.codec.images import as_image, image_crc32
-from diffc.models import ardm
-from diffc.models.ardm import ARDMConfig
+from diffc.codec.result import StreamSize
+from diffc.models import ardm, checkpoint, registry
+from diffc.models.configs import ARDMConfig
 from diffc.models.vdm import VOCAB
 
 DEFAULT_STEPS = 100
@@ -48,6 +51,33 @@ ORDER_PCG64 = 0  # sigma = argsort of D raw words of numpy's PCG64 seeded with t
 
 Progress = Callable[[int, int], None]
 """Called with (network calls done, calls in all) after each call."""
+
+
+@dataclass(frozen=True, eq=False)
+class ARDMPrior:
+    """A trained ARDM with the loss curve its calls are planned with (``curve``, bits per subpixel
+    at evenly spaced known fractions); ``name`` and ``weights_sha256`` identify both in streams."""
+
+    config: ARDMConfig
+    params: Any = field(repr=False)
+    curve: np.ndarray = field(repr=False)
+    name: str
+    weights_sha256: str
+
+    @property
+    def hash8(self) -> bytes:
+        return registry.stream_hash(self.weights_sha256)
+
+
+def load(spec: str | Path) -> ARDMPrior:
+    """The ARDM named ``spec`` (``default``: the shipped default ARDM) or stored at path ``spec``."""
+    from diffc.models.cache import enable_compilation_cache
+
+    enable_compilation_cache()
+    path = registry.resolve(spec, "ardm")
+    config, payload, card = checkpoint.load_model(path, "ardm")
+    curve = np.asarray(payload["loss_curve"], np.float64)
+    return ARDMPrior(config, payload["params"], curve, registry.display_name(path, card), card["sha256"])
 
 
 def order(seed: int, dims: int) -> np.ndarray:
@@ -65,19 +95,19 @@ def _ranks(sigma: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _call(
-    params: dict, config: ARDMConfig, image: np.ndarray, known: np.ndarray, step: int
-) -> np.ndarray:
-    """One network call at ``step`` on the (H, W, C) image with ``known`` (H, W, C): the (D, 256)
-    float32 logits (callers take their rows before widening them to float64, which is exact)."""
+def _call(prior: ARDMPrior, image: np.ndarray, known: np.ndarray, step: int, coded: np.ndarray) -> np.ndarray:
+    """One network call at ``step`` on the (H, W, C) image with ``known`` (H, W, C): the float32
+    logits (len(coded), 256) of the flat subpixels ``coded``, taken on the device so that only
+    their rows travel (callers widen them to float64, which is exact)."""
     out = ardm.logits(
-        params, config, jnp.asarray(image[None]), jnp.asarray(known[None]), jnp.array([step], jnp.int32)
+        prior.params, prior.config, jnp.asarray(image[None]), jnp.asarray(known[None]),
+        jnp.array([step], jnp.int32),
     )
-    return np.asarray(out).reshape(-1, VOCAB)
+    return np.asarray(out.reshape(-1, VOCAB)[jnp.asarray(coded)])
 
 
 @dataclass(frozen=True)
-class EncodeResult:
+class EncodeResult(StreamSize):
     """A lossless-ardm stream and what it cost."""
 
     data: bytes  # the complete container
@@ -87,31 +117,18 @@ class EncodeResult:
     payload_bits: int  # the rANS chunk
     seconds: float
 
-    @property
-    def total_bits(self) -> int:
-        return 8 * len(self.data)
 
-    @property
-    def bpd(self) -> float:
-        """Bits per subpixel of the whole stream, header included."""
-        return self.total_bits / self.dims
-
-
-def _bounds(curve: np.ndarray | None, dims: int, steps: int) -> np.ndarray:
-    """The rank boundaries of the plan's calls (``curve`` None: ``ardm_plan.DEFAULT_CURVE``): call i
-    codes ranks bounds[i] .. bounds[i+1] - 1."""
-    starts = ardm_plan.plan(ardm_plan.DEFAULT_CURVE if curve is None else curve, dims, steps)
-    return np.append(starts - 1, dims)
+def _plan_bounds(curve: np.ndarray, dims: int, steps: int) -> np.ndarray:
+    """The rank boundaries of the plan's calls: call i codes ranks bounds[i] .. bounds[i+1] - 1."""
+    return np.append(ardm_plan.plan(curve, dims, steps) - 1, dims)
 
 
 def encode(
-    pixels: np.ndarray, params: dict, config: ARDMConfig, *, model_id: str, model_hash8: bytes,
-    steps: int = DEFAULT_STEPS, seed: int = 0, curve: np.ndarray | None = None,
+    pixels: np.ndarray, prior: ARDMPrior, *, steps: int = DEFAULT_STEPS, seed: int = 0,
     progress: Progress | None = None,
 ) -> EncodeResult:
-    """Code an (H, W), (H, W, 1) or (H, W, 3) uint8 image exactly with the ARDM ``params`` in at most
-    ``steps`` network calls; ``seed`` keys the order, ``curve`` (default ``ardm_plan.DEFAULT_CURVE``)
-    plans the calls; ``model_id`` and ``model_hash8`` name the model in the header."""
+    """Code an (H, W), (H, W, 1) or (H, W, 3) uint8 image exactly with ``prior`` in at most ``steps``
+    network calls, planned with the prior's loss curve; ``seed`` keys the order."""
     start = time.perf_counter()
     image = as_image(pixels)
     if not 1 <= steps <= MAX_STEPS:
@@ -121,19 +138,19 @@ def encode(
     dims = image.size
     sigma = order(seed, dims)
     ranks = _ranks(sigma).reshape(image.shape)
-    bounds = _bounds(curve, dims, steps)
+    bounds = _plan_bounds(prior.curve, dims, steps)
     calls = bounds.size - 1
     flat = image.reshape(-1)
     stack = entropy.Stack()
     for i in reversed(range(calls)):
         a, b = bounds[i], bounds[i + 1]
-        logits = _call(params, config, image, ranks < a, int(a) + 1)
         coded = sigma[a:b]
-        stack.push(flat[coded], entropy.categorical_from_logits(logits[coded]))
+        logits = _call(prior, image, ranks < a, int(a) + 1, coded)
+        stack.push(flat[coded], entropy.categorical_from_logits(logits))
         if progress:
             progress(calls - i, calls)
     fields = {"steps": steps, "image_crc32": image_crc32(image), "order": ORDER_PCG64}
-    header = bitstreams.Header(Mode.LOSSLESS_ARDM, *image.shape, seed, model_id, model_hash8, fields)
+    header = bitstreams.Header(Mode.LOSSLESS_ARDM, *image.shape, seed, prior.name, prior.hash8, fields)
     payload = stack.to_bytes()
     data = bitstreams.write(header, [payload])
     return EncodeResult(data, dims, calls, stack.ideal_bits, 8 * len(payload), time.perf_counter() - start)
@@ -156,15 +173,12 @@ def _checked_params(header: bitstreams.Header) -> tuple[int, int]:
     return p["steps"], p["image_crc32"]
 
 
-def decode(
-    data: bytes, params: dict, config: ARDMConfig, progress: Progress | None = None, *, model_id: str,
-    model_hash8: bytes, curve: np.ndarray | None = None,
-) -> np.ndarray:
-    """The (H, W, C) uint8 image of a lossless-ardm stream (grayscale as (H, W, 1)), decoded with the
-    model named ``model_id`` / ``model_hash8`` and the ``curve`` the encoder planned with."""
+def decode(data: bytes, prior: ARDMPrior, progress: Progress | None = None) -> np.ndarray:
+    """The (H, W, C) uint8 image of a lossless-ardm stream (grayscale as (H, W, 1)), decoded with
+    ``prior``, which must be the model the stream names."""
     container = bitstreams.read(data)
     header = container.header
-    bitstreams.require_source(header, Mode.LOSSLESS_ARDM, model_id, model_hash8)
+    bitstreams.require_source(header, Mode.LOSSLESS_ARDM, prior.name, prior.hash8)
     steps, crc = _checked_params(header)
     if len(container.chunks) != 1:
         raise bitstreams.CorruptStreamError(
@@ -174,7 +188,7 @@ def decode(
     dims = math.prod(shape)
     sigma = order(header.seed, dims)
     ranks = _ranks(sigma).reshape(shape)
-    bounds = _bounds(curve, dims, steps)
+    bounds = _plan_bounds(prior.curve, dims, steps)
     calls = bounds.size - 1
     image = np.zeros(shape, np.uint8)
     flat = image.reshape(-1)  # a view: decoded values land in ``image``
@@ -182,9 +196,9 @@ def decode(
         stack = entropy.Stack.from_bytes(container.chunks[0])
         for i in range(calls):
             a, b = bounds[i], bounds[i + 1]
-            logits = _call(params, config, image, ranks < a, int(a) + 1)
             coded = sigma[a:b]
-            flat[coded] = stack.pop(entropy.categorical_from_logits(logits[coded]))
+            logits = _call(prior, image, ranks < a, int(a) + 1, coded)
+            flat[coded] = stack.pop(entropy.categorical_from_logits(logits))
             if progress:
                 progress(i + 1, calls)
     except entropy.EntropyCodingError as exc:
@@ -193,9 +207,8 @@ def decode(
         raise bitstreams.CorruptStreamError("the ARDM data has bits left over after the last call")
     if image_crc32(image) != crc:
         raise bitstreams.CorruptStreamError(
-            "the decoded image does not match its checksum: the stream is corrupt, the loss curve "
-            "differs from the encoder's, or the network computes differently here than where the "
-            "stream was encoded (another device or JAX build)"
+            "the decoded image does not match its checksum: the stream is corrupt, or the network "
+            "computes differently here than where the stream was encoded (another device or JAX build)"
         )
     return image
 

@@ -36,9 +36,6 @@ PLAN_GRID = 1024  # candidate call steps of a large image
 LOSS_QUANTUM = 2.0**-16  # bits: the grid of the curve's values
 MAX_LOSS_BITS = 64.0  # a curve's values lie in [0, MAX_LOSS_BITS]
 MAX_CURVE_POINTS = 1 << 16
-# With no measured curve: a straight line from 8 bits (nothing known) down to 0. Its cost grows by
-# the sum of the squared call lengths, so its optimal plan has calls of equal length.
-DEFAULT_CURVE = np.array([8.0, 0.0])
 
 
 def plan_cost(losses: np.ndarray, starts: np.ndarray) -> float:

@@ -53,6 +53,7 @@ from diffc.bitstreams import Mode
 from diffc.codec import entropy
 from diffc.codec.denoiser import Denoiser
 from diffc.codec.images import as_image, image_crc32
+from diffc.codec.result import StreamSize
 from diffc.codec.lossy import GAMMA_CODES, gamma_code, gamma_value, pixel_logits, pixels_to_model
 from diffc.models import vdm
 
@@ -461,7 +462,7 @@ def pop_image(
 
 
 @dataclass(frozen=True)
-class EncodeResult:
+class EncodeResult(StreamSize):
     """A lossless-vdm stream and what it cost."""
 
     data: bytes  # the complete container
@@ -469,13 +470,8 @@ class EncodeResult:
     seconds: float
 
     @property
-    def total_bits(self) -> int:
-        return 8 * len(self.data)
-
-    @property
-    def bpd(self) -> float:
-        """Bits per subpixel of the whole stream, header included."""
-        return self.total_bits / self.stats.dims
+    def dims(self) -> int:
+        return self.stats.dims
 
 
 def encode(

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diffc.models import checkpoint, vdm
+from diffc.models import checkpoint, registry, vdm
 from diffc.models.configs import VDMConfig
 
 
@@ -31,7 +31,7 @@ class Denoiser:
     @property
     def hash8(self) -> bytes:
         """The first 8 bytes of the weights' sha256, as stored in stream headers."""
-        return bytes.fromhex(self.weights_sha256[:16])
+        return registry.stream_hash(self.weights_sha256)
 
     @cached_property
     def _fns(self) -> tuple[vdm.GammaFn, vdm.EpsFn]:
@@ -64,11 +64,9 @@ class Denoiser:
 
 def load(spec: str | Path) -> Denoiser:
     """The model named ``spec`` (a shipped checkpoint) or stored at path ``spec``, hash checked."""
-    from diffc.models import registry
     from diffc.models.cache import enable_compilation_cache
 
     enable_compilation_cache()  # a second run on the same image size does not compile again
     path = registry.resolve(spec)
-    config, params, card = checkpoint.load_model(path)
-    name = path.stem if path.parent == registry.SHIPPED else card.get("name") or path.stem
-    return Denoiser(config, params, name, card["sha256"])
+    config, params, card = checkpoint.load_model(path, "vdm")
+    return Denoiser(config, params, registry.display_name(path, card), card["sha256"])

@@ -74,30 +74,58 @@ DIFFC_CODERS: dict[str, DiffcFactory] = {
     "lossy": _adapter("LossyCoder"),
     "lossless-vdm": _adapter("BitsBackCoder"),
     "lossless-diffc": _adapter("LosslessDiffcCoder"),
+    "lossless-ardm": _adapter("ARDMCoder"),
 }
 """diffc's coders by container mode label ("lossy", "lossless-vdm", "lossless-ardm"). A coder joins
 the evaluation with one line here, naming its adapter in ``diffc_modes``."""
+ARDM_CODERS = frozenset({"lossless-ardm"})
+"""The coders that take an ARDM model; the others take a VDM."""
 
 MODES = ("lossy", "lossless")
 METHODS = ("flow", "ancestral", "mean")
 
 
-def diffc_coders(modes: Sequence[str], model: str, method: str) -> list[DiffcCoder]:
-    """The registered diffc coders of the chosen evaluation modes, built for ``model``.
+def diffc_coders(
+    modes: Sequence[str], model: str, method: str, only: Sequence[str] | None = None
+) -> list[DiffcCoder]:
+    """The registered diffc coders of the chosen evaluation modes (and among ``only``, labels of
+    ``DIFFC_CODERS``, if given), built for ``model``. A checkpoint's family picks the coders that
+    take it; ``default`` gives every coder its family's default model.
 
     A mode without a registered coder is an error, not a silent skip: a run that names a model
     promises to measure diffc.
     """
+    unknown = sorted(set(only or ()) - set(DIFFC_CODERS))
+    if unknown:
+        raise EvaluationError(f"no diffc coder {', '.join(unknown)}; choose among {', '.join(DIFFC_CODERS)}")
+    family = _model_family(model)
     coders = []
     for mode in modes:
-        labels = [label for label in DIFFC_CODERS if (label == "lossy") == (mode == "lossy")]
+        labels = [label for label in DIFFC_CODERS
+                  if (label == "lossy") == (mode == "lossy") and (only is None or label in only)
+                  and (family is None or (label in ARDM_CODERS) == (family == "ardm"))]
         if not labels:
             raise EvaluationError(
-                f"no diffc coder is registered for {mode} evaluation yet; "
-                "run without --model to evaluate the classical codecs only"
+                f"no diffc coder of {mode} evaluation takes the model {model}"
+                + ("" if family is None else f" (a {family.upper()} model)")
+                + ("" if only is None else f" among --diffc {','.join(only)}")
             )
         coders += [DIFFC_CODERS[label](model, method) for label in labels]
     return coders
+
+
+def _model_family(model: str) -> str | None:
+    """The family (vdm, ardm) of the checkpoint ``model`` names; None for ``default`` or a name
+    that resolves to none (the coders then report it)."""
+    if model == "default":
+        return None
+    from diffc.models import checkpoint, families, registry
+
+    try:
+        family = families.by_format(registry.describe(model).get("format"))
+    except checkpoint.ModelError:
+        return None
+    return family and family.name
 
 
 def _pillow_decode(data: bytes) -> np.ndarray:

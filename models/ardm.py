@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import partial
 
 import flax.linen as nn
@@ -28,47 +27,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from diffc.models.configs import ARDMConfig
 from diffc.models.unet import depth_to_space, space_to_depth, step_embedding, trunk
 from diffc.models.vdm import VOCAB, pad_to_multiple, pixels_to_x
 
 NET_CHANNELS = 3  # the network's image channels; grayscale is replicated
-
-
-@dataclass(frozen=True)
-class ARDMConfig:
-    """The ARDM network: a U-Net from (known values, mask, t / D) to 256 logits per subpixel."""
-
-    name: str
-    patch_levels: int = 0  # fold 2^n x 2^n pixel patches into channels before the U-Net
-    channels: int = 32  # width at the first level
-    channel_mults: tuple[int, ...] = (1, 2)  # one entry per resolution level
-    blocks: int = 1  # residual blocks per level on the way down (one more on the way up)
-    embedding: int = 64  # width of the step embedding
-
-    @property
-    def multiple(self) -> int:
-        """Image sides are padded to a multiple of this for the U-Net."""
-        return 2 ** (self.patch_levels + len(self.channel_mults) - 1)
-
-
-ARDM_CONFIGS: dict[str, ARDMConfig] = {
-    c.name: c
-    for c in (
-        ARDMConfig(name="tiny", channels=8, channel_mults=(1, 2), blocks=1, embedding=16),
-        # 3.1M parameters
-        ARDMConfig(
-            name="small", patch_levels=1, channels=56, channel_mults=(1, 2, 2), blocks=1, embedding=64
-        ),
-    )
-}
-
-
-def get_ardm_config(name: str) -> ARDMConfig:
-    """The named ARDM config; raises ``KeyError`` naming the choices."""
-    try:
-        return ARDM_CONFIGS[name]
-    except KeyError:
-        raise KeyError(f"no ARDM config named {name!r}; choose one of {', '.join(ARDM_CONFIGS)}") from None
 
 
 class ARDMNet(nn.Module):

@@ -1,7 +1,8 @@
 """Checkpoints: flax msgpack payloads (never pickle) beside a JSON card that records their sha256.
 
-A model is ``NAME.msgpack`` (the parameters, float32 or float16) plus ``NAME.json`` (the model
-card: format, config, training facts, dtype and ``sha256`` of the msgpack bytes). The training
+A model is ``NAME.msgpack`` (its family's payload: the parameters, and for ARDM its loss curve;
+float32 or float16) plus ``NAME.json`` (the model card: format, config, training facts, dtype and
+``sha256`` of the msgpack bytes; ``families`` names the formats). The training
 state for ``--resume`` is stored the same way (``state.msgpack`` + ``state.json``). Loading checks
 the hash before deserialising anything and raises ``ModelError`` with a clear message.
 
@@ -22,10 +23,11 @@ import flax.serialization
 import jax
 import numpy as np
 
-from diffc.models.configs import VDMConfig
+from diffc.models import families
+from diffc.models.configs import Recipe
 
-MODEL_FORMAT = "diffc-vdm/1"
-STATE_FORMAT = "diffc-vdm-train-state/1"
+STATE_FORMAT = "diffc-train-state/1"
+LEGACY_STATE_FORMATS = ("diffc-vdm-train-state/1",)  # VDM runs saved before ARDM training existed
 DTYPES = ("float32", "float16")
 
 
@@ -105,21 +107,22 @@ def params_bytes(params: Any, dtype: str = "float32") -> bytes:
 
 
 def save_model(
-    stem: Path, config: VDMConfig, params: Any, card: dict[str, Any], *, dtype: str = "float32"
+    stem: Path, config: Recipe, payload: Any, card: dict[str, Any], *, dtype: str = "float32"
 ) -> dict[str, Any]:
-    """Write a model (``stem.msgpack`` + ``stem.json``) and return its card."""
-    full = {**card, "format": MODEL_FORMAT, "config": config.to_dict(), "dtype": dtype}
-    return write_blob(stem, params_bytes(params, dtype), full)
+    """Write a model (``stem.msgpack`` + ``stem.json``) of ``config``'s family and return its card;
+    ``payload`` is what the family stores (``Family.payload``)."""
+    full = {**card, "format": families.of(config).model_format, "config": config.to_dict(), "dtype": dtype}
+    return write_blob(stem, params_bytes(payload, dtype), full)
 
 
 def export_model(src: Path, stem: Path, *, name: str, dtype: str = "float16") -> dict[str, Any]:
     """Copy the model at ``src`` to ``stem.msgpack`` + ``stem.json`` in ``dtype`` under ``name``,
     keeping its card (and recording the source's sha256): how a run becomes a shipped model."""
-    config, params, card = load_model(src)
+    config, payload, card = load_model(src)
     card = {**card, "name": name, "exported_from": {"sha256": card["sha256"], "dtype": card.get("dtype")}}
     for key in ("weights", "sha256", "bytes", "dtype", "format", "config"):
         card.pop(key, None)
-    return save_model(stem, config, params, card, dtype=dtype)
+    return save_model(stem, config, payload, card, dtype=dtype)
 
 
 def _restore(target: Any, payload: bytes, where: Path) -> Any:
@@ -137,21 +140,21 @@ def _restore(target: Any, payload: bytes, where: Path) -> Any:
     return flax.serialization.from_state_dict(target, restored)
 
 
-def load_model(path: Path) -> tuple[VDMConfig, Any, dict[str, Any]]:
-    """(config, float32 params, card) of a model checkpoint, hash checked."""
-    from diffc.models.vdm import init_params
-
+def load_model(path: Path, family: str | None = None) -> tuple[Recipe, Any, dict[str, Any]]:
+    """(config, float32 payload, card) of a model checkpoint, hash checked; ``family`` (vdm, ardm)
+    refuses a model of another family."""
     payload, card = read_blob(path)
-    if card.get("format") != MODEL_FORMAT:
-        raise ModelError(f"{card_path(path)} is not a diffc VDM model (format {card.get('format')!r})")
+    fam = families.by_format(card.get("format"))
+    if fam is None:
+        raise ModelError(f"{card_path(path)} is not a diffc model (format {card.get('format')!r})")
+    if family is not None and fam.name != family:
+        raise ModelError(f"{card_path(path)} is a {fam.name.upper()} model; this needs a model of the {family.upper()} family")
     try:
-        config = VDMConfig.from_dict(card["config"])
+        config = fam.config_type.from_dict(card["config"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"model card {card_path(path)} has a bad config: {exc}") from None
-    shapes = jax.eval_shape(lambda: init_params(config, 0))
-    target = jax.tree.map(lambda s: np.zeros(s.shape, np.float32), shapes)
-    params = _restore(target, payload, card_path(path))
-    return config, jax.tree.map(lambda a: np.asarray(a, np.float32), params), card
+    restored = _restore(fam.payload_target(config), payload, card_path(path))
+    return config, jax.tree.map(lambda a: np.asarray(a, np.float32), restored), card
 
 
 def save_state(stem: Path, state: Any, card: dict[str, Any]) -> dict[str, Any]:
@@ -163,6 +166,6 @@ def save_state(stem: Path, state: Any, card: dict[str, Any]) -> dict[str, Any]:
 def load_state(stem: Path, target: Any) -> tuple[Any, dict[str, Any]]:
     """Restore a training state saved by ``save_state`` into the structure of ``target``."""
     payload, card = read_blob(stem)
-    if card.get("format") != STATE_FORMAT:
+    if card.get("format") not in (STATE_FORMAT, *LEGACY_STATE_FORMATS):
         raise ModelError(f"{card_path(stem)} is not a diffc training state")
     return _restore(target, payload, card_path(stem)), card

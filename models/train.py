@@ -1,6 +1,7 @@
-"""Training a VDM prior: a ``TrainState``, a jitted ``train_step`` and ``eval_step``, and ``fit``,
-the loop behind ``diffc train vdm`` (random crops, Adam with warm-up and clipping, EMA weights,
-periodic validation and checkpoints, exact resume).
+"""Training a model of any family (``families``: VDM, ARDM): a ``TrainState``, a jitted
+``train_step`` and ``eval_step``, and ``fit``, the loop behind ``diffc train vdm|ardm`` (random
+crops, Adam with warm-up and clipping, EMA weights, periodic validation and checkpoints, exact
+resume). The family supplies the loss and what a checkpoint stores; the loop is the same.
 
 Data parallelism: the batch is sharded over every device of a 1-D ``jax.sharding.Mesh`` named
 ``data`` and the state is replicated, so XLA inserts the gradient all-reduce. On several hosts, call
@@ -29,14 +30,16 @@ import optax
 from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from diffc.models import checkpoint, data
-from diffc.models.configs import VDMConfig
-from diffc.models.vdm import VDM, bound_fns, elbo_terms, init_params
+from diffc.models import checkpoint, data, families
+from diffc.models.configs import Recipe
 
 CPU_NOTE = (
     "Trained on a 2-core CPU within one session: a placeholder. A GPU run of the same command "
-    "(e.g. --config base for an hour on an H100) should replace it."
+    "(a larger config, for an hour on an H100) should replace it."
 )
+
+
+VAL_BATCH = 64  # validation crops per network call
 
 
 class TrainState(train_state.TrainState):
@@ -46,7 +49,7 @@ class TrainState(train_state.TrainState):
     key: jax.Array
 
 
-def make_optimizer(config: VDMConfig) -> optax.GradientTransformation:
+def make_optimizer(config: Recipe) -> optax.GradientTransformation:
     """Adam(W) with linear warm-up to ``learning_rate`` and global-norm gradient clipping."""
     lr = optax.linear_schedule(0.0, config.learning_rate, max(config.warmup, 1))
     return optax.chain(
@@ -55,26 +58,20 @@ def make_optimizer(config: VDMConfig) -> optax.GradientTransformation:
     )
 
 
-def create_state(config: VDMConfig, seed: int) -> TrainState:
-    params = init_params(config, seed)
+def create_state(config: Recipe, seed: int) -> TrainState:
+    params = families.of(config).init_params(config, seed)
     run_key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
     return TrainState.create(
-        apply_fn=VDM(config).apply, params=params, tx=make_optimizer(config),
+        apply_fn=None, params=params, tx=make_optimizer(config),
         ema_params=jax.tree.map(jnp.copy, params), key=run_key,
     )
 
 
-def _mean_terms(params: Any, config: VDMConfig, k: jax.Array, key: jax.Array, steps: int = 0) -> tuple[jax.Array, dict]:
-    gamma_fn, eps_fn = bound_fns(config, params)
-    terms = elbo_terms(k, key, gamma_fn, eps_fn, steps=steps)
-    means = {name: v.mean() for name, v in terms.items()}
-    return means["bpd"], means
-
-
-def train_step(state: TrainState, k: jax.Array, config: VDMConfig) -> tuple[TrainState, dict]:
-    """One Adam step on the mean negative ELBO (bits/dim) of the batch k (B, H, W, 3) uint8."""
+def train_step(state: TrainState, k: jax.Array, config: Recipe) -> tuple[TrainState, dict]:
+    """One Adam step on the family's loss (bits/dim) of the batch k (B, H, W, 3) uint8."""
     key = jax.random.fold_in(state.key, state.step)
-    (_, terms), grads = jax.value_and_grad(_mean_terms, has_aux=True)(state.params, config, k, key)
+    loss_fn = families.of(config).loss
+    (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, config, k, key)
     state = state.apply_gradients(grads=grads)
     decay = jnp.minimum(config.ema_decay, (1.0 + state.step) / (10.0 + state.step))
     ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, state.params)
@@ -82,18 +79,18 @@ def train_step(state: TrainState, k: jax.Array, config: VDMConfig) -> tuple[Trai
     return state.replace(ema_params=ema), metrics
 
 
-def eval_step(params: Any, k: jax.Array, key: jax.Array, config: VDMConfig, steps: int = 0) -> dict:
-    """Mean ELBO terms (bits/dim) of the batch k under ``params``; ``steps`` > 0 for T-step."""
-    return _mean_terms(params, config, k, key, steps)[1]
+def eval_step(params: Any, k: jax.Array, key: jax.Array, config: Recipe) -> dict:
+    """The family's loss terms (bits/dim) of the batch k under ``params``."""
+    return families.of(config).loss(params, config, k, key)[1]
 
 
 @dataclass
 class FitOptions:
-    """What ``diffc train vdm`` asks of ``fit``."""
+    """What ``diffc train`` asks of ``fit``."""
 
     data: list[Path]
     out: Path
-    config: VDMConfig
+    config: Recipe
     steps: int | None = None
     time_limit_s: float | None = None
     resume: bool = False
@@ -138,6 +135,9 @@ def fit(opts: FitOptions, report: Callable[[dict[str, Any]], None] = lambda m: N
     validation (``val_bpd``).
     """
     cfg = opts.config
+    family = families.of(cfg)
+    if family.needs_validation and opts.val_dir is None:
+        raise ValueError(f"a {family.name} model is saved with losses measured on validation images: give --val DIR")
     n_proc, proc = jax.process_count(), jax.process_index()
     devices = jax.devices()
     if cfg.batch % len(devices):
@@ -156,7 +156,7 @@ def fit(opts: FitOptions, report: Callable[[dict[str, Any]], None] = lambda m: N
     state_stem, model_stem, log_path = opts.out / "state", opts.out / "model", opts.out / "log.jsonl"
     if opts.resume:
         state, card = checkpoint.load_state(state_stem, state)
-        if VDMConfig.from_dict(card["config"]) != cfg:
+        if family.config_type.from_dict(card["config"]) != cfg:
             raise ValueError(f"--resume with a different config than {checkpoint.card_path(state_stem)}")
         run = card["run"]
     run["sessions"] += 1
@@ -173,7 +173,12 @@ def fit(opts: FitOptions, report: Callable[[dict[str, Any]], None] = lambda m: N
         if val is None:
             return None
         keys = jax.random.split(jax.random.PRNGKey(1234), 4)
-        bpd = float(np.mean([float(eval_fn(state.ema_params, val, k)["bpd"]) for k in keys]))
+        batches = [val[i : i + VAL_BATCH] for i in range(0, len(val), VAL_BATCH)]
+        total = sum(
+            len(b) * float(eval_fn(state.ema_params, b, jax.random.fold_in(k, i))["bpd"])
+            for k in keys for i, b in enumerate(batches)
+        )
+        bpd = total / (len(keys) * len(val))
         entry = {"step": int(state.step), "images_seen": run["images_seen"], "wall_time_s": run["wall_time_s"], "val_bpd": bpd}
         run["val_history"].append(entry)
         _log(log_path, entry, proc)
@@ -204,7 +209,8 @@ def fit(opts: FitOptions, report: Callable[[dict[str, Any]], None] = lambda m: N
         checkpoint.save_state(
             state_stem, state, {"config": cfg.to_dict(), "run": run}
         )
-        return checkpoint.save_model(model_stem, cfg, jax.device_get(state.ema_params), card)
+        payload = family.payload(cfg, jax.device_get(state.ema_params), val)
+        return checkpoint.save_model(model_stem, cfg, payload, card)
 
     total = opts.steps if opts.steps is not None else 2**62
     start = time.monotonic()

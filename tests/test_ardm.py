@@ -27,12 +27,21 @@ from diffc import bitstreams
 from diffc.bitstreams import Mode
 from diffc.codec import ardm, ardm_plan
 from diffc.models import ardm as model
+from diffc.models import configs
 from diffc.models.vdm import VOCAB
 from helpers import compiled, smooth_image
 
-TINY = model.get_ardm_config("tiny")
-MODEL = {"model_id": "ardm-test", "model_hash8": bytes.fromhex("0123456789abcdef")}
+TINY = configs.get_config("tiny", "ardm")
+MODEL_NAME, MODEL_SHA256 = "ardm-test", "0123456789abcdef" + "0" * 48
+HASH8 = bytes.fromhex(MODEL_SHA256[:16])
 CURVE = np.array([8.5, 6.0, 4.5, 4.0])  # a made-up decreasing loss curve, bits per subpixel
+# A straight line from 8 bits (nothing known) down to 0: its cost grows by the sum of the squared
+# call lengths, so its optimal plan has calls of equal length.
+LINEAR_CURVE = np.array([8.0, 0.0])
+
+
+def prior_of(params: dict, curve: np.ndarray = CURVE, sha256: str = MODEL_SHA256) -> ardm.ARDMPrior:
+    return ardm.ARDMPrior(TINY, params, curve, MODEL_NAME, sha256)
 # XLA's cheap settings for the training step, as in test_vdm: compiling, not running, is what a
 # loaded 2-core CPU waits for. The computation is the same.
 @pytest.fixture(scope="module")
@@ -45,7 +54,7 @@ def params() -> dict:
 @pytest.fixture(scope="module")
 def stream(params):
     image = smooth_image(6, 7, 3)
-    return image, ardm.encode(image, params, TINY, steps=5, seed=3, curve=CURVE, **MODEL)
+    return image, ardm.encode(image, prior_of(params), steps=5, seed=3)
 
 
 # --- the network and its losses ------------------------------------------------------------------
@@ -115,12 +124,12 @@ def test_training_lowers_the_loss():
 
 
 def test_small_config_has_about_three_million_parameters():
-    cfg = model.get_ardm_config("small")
+    cfg = configs.get_config("small", "ardm")
     x = jnp.zeros((1, 8, 8, 3))
     shapes = jax.eval_shape(model.ARDMNet(cfg).init, jax.random.key(0), x, x, jnp.zeros((1,)))
     assert 2.8e6 < sum(math.prod(p.shape) for p in jax.tree.leaves(shapes)) < 3.4e6
     with pytest.raises(KeyError, match="tiny"):
-        model.get_ardm_config("huge")
+        configs.get_config("huge", "ardm")
 
 
 # --- the planner ---------------------------------------------------------------------------------
@@ -153,8 +162,8 @@ def test_plan_on_the_grid_is_close_to_the_exact_plan():
 
 
 def test_default_curve_gives_calls_of_equal_length():
-    np.testing.assert_array_equal(ardm_plan.plan(ardm_plan.DEFAULT_CURVE, 12, 4), [1, 4, 7, 10])
-    np.testing.assert_array_equal(ardm_plan.plan(ardm_plan.DEFAULT_CURVE, 3, 10), [1, 2, 3])
+    np.testing.assert_array_equal(ardm_plan.plan(LINEAR_CURVE, 12, 4), [1, 4, 7, 10])
+    np.testing.assert_array_equal(ardm_plan.plan(LINEAR_CURVE, 3, 10), [1, 2, 3])
 
 
 def test_golden_plan():
@@ -187,10 +196,8 @@ def test_round_trip_is_exact(params, shape, steps, calls):
     rgb_or_gray = smooth_image(*shape[:2], 3, seed=2)[..., : shape[2] if len(shape) == 3 else 1]
     image = rgb_or_gray if len(shape) == 3 else rgb_or_gray[..., 0]
     seen = []
-    result = ardm.encode(
-        image, params, TINY, steps=steps, seed=11, curve=CURVE, progress=lambda *a: seen.append(a), **MODEL
-    )
-    decoded = ardm.decode(result.data, params, TINY, curve=CURVE, **MODEL)
+    result = ardm.encode(image, prior_of(params), steps=steps, seed=11, progress=lambda *a: seen.append(a))
+    decoded = ardm.decode(result.data, prior_of(params))
     expected = image if image.ndim == 3 else image[..., None]
     assert decoded.dtype == np.uint8
     np.testing.assert_array_equal(decoded, expected)
@@ -199,7 +206,7 @@ def test_round_trip_is_exact(params, shape, steps, calls):
     assert header.mode is Mode.LOSSLESS_ARDM
     assert (header.height, header.width, header.channels) == expected.shape
     assert header.params == {"steps": steps, "image_crc32": zlib.crc32(expected.tobytes()), "order": 0}
-    assert (header.seed, header.model_id, header.model_hash) == (11, MODEL["model_id"], MODEL["model_hash8"])
+    assert (header.seed, header.model_id, header.model_hash) == (11, MODEL_NAME, HASH8)
 
 
 def test_coded_size_is_the_models_nll_within_a_small_margin(params, stream):
@@ -219,7 +226,7 @@ def test_coded_size_is_the_models_nll_within_a_small_margin(params, stream):
 def test_truncated_stream_is_a_clear_error(params, stream):
     _, result = stream
     with pytest.raises(bitstreams.TruncatedStreamError):
-        ardm.decode(result.data[:-5], params, TINY, curve=CURVE, **MODEL)
+        ardm.decode(result.data[:-5], prior_of(params))
 
 
 def test_flipped_byte_fails_the_chunk_checksum(params, stream):
@@ -227,7 +234,7 @@ def test_flipped_byte_fails_the_chunk_checksum(params, stream):
     data = bytearray(result.data)
     data[-3] ^= 0x10
     with pytest.raises(bitstreams.CorruptStreamError, match="checksum"):
-        ardm.decode(bytes(data), params, TINY, curve=CURVE, **MODEL)
+        ardm.decode(bytes(data), prior_of(params))
 
 
 @pytest.mark.parametrize("change", ["first-word", "last-word", "drop-a-word"])
@@ -242,20 +249,19 @@ def test_corrupt_rans_data_under_valid_checksums_is_a_clear_error(params, stream
         words[0 if change == "first-word" else -1] ^= 0x00F0F000
     data = bitstreams.write(container.header, [words.astype("<u4").tobytes()])
     with pytest.raises(bitstreams.CorruptStreamError):
-        ardm.decode(data, params, TINY, curve=CURVE, **MODEL)
+        ardm.decode(data, prior_of(params))
 
 
 def test_another_model_is_refused(params, stream):
     _, result = stream
-    other = {**MODEL, "model_hash8": bytes(8)}
     with pytest.raises(bitstreams.StreamMismatchError, match="made with model ardm-test \\(0123456789abcdef\\)"):
-        ardm.decode(result.data, params, TINY, curve=CURVE, **other)
+        ardm.decode(result.data, prior_of(params, sha256="00" * 32))
 
 
 def test_another_mode_is_refused(params):
-    header = bitstreams.Header(Mode.LOSSLESS_VDM, 2, 2, 3, 0, MODEL["model_id"], MODEL["model_hash8"], {})
+    header = bitstreams.Header(Mode.LOSSLESS_VDM, 2, 2, 3, 0, MODEL_NAME, HASH8, {})
     with pytest.raises(bitstreams.StreamMismatchError, match="lossless-vdm"):
-        ardm.decode(bitstreams.write(header, [b"\0" * 8]), params, TINY, **MODEL)
+        ardm.decode(bitstreams.write(header, [b"\0" * 8]), prior_of(params))
 
 
 @pytest.mark.parametrize(
@@ -270,10 +276,10 @@ def test_another_mode_is_refused(params):
 def test_bad_coding_parameters_are_refused(params, stream, fields, message):
     _, result = stream
     container = bitstreams.read(result.data)
-    name, hash8 = MODEL["model_id"], MODEL["model_hash8"]
-    header = bitstreams.Header(Mode.LOSSLESS_ARDM, 6, 7, 3, 3, name, hash8, fields)
+    name, hash8 = MODEL_NAME, HASH8
+    header = bitstreams.Header(Mode.LOSSLESS_ARDM, 6, 7, 3, 3, MODEL_NAME, HASH8, fields)
     with pytest.raises(bitstreams.CorruptStreamError, match=message):
-        ardm.decode(bitstreams.write(header, container.chunks), params, TINY, curve=CURVE, **MODEL)
+        ardm.decode(bitstreams.write(header, container.chunks), prior_of(params))
 
 
 def test_a_wrong_image_checksum_is_reported(params, stream):
@@ -282,17 +288,17 @@ def test_a_wrong_image_checksum_is_reported(params, stream):
     fields = dict(container.header.params, image_crc32=container.header.params["image_crc32"] ^ 1)
     header = bitstreams.Header(**{**container.header.__dict__, "params": fields})
     with pytest.raises(bitstreams.CorruptStreamError, match="checksum"):
-        ardm.decode(bitstreams.write(header, container.chunks), params, TINY, curve=CURVE, **MODEL)
+        ardm.decode(bitstreams.write(header, container.chunks), prior_of(params))
 
 
 @pytest.mark.parametrize("image", [np.zeros((2, 2, 2), np.uint8), np.zeros((2, 2, 3), np.float32)])
 def test_invalid_images_steps_and_seeds_are_refused(params, image):
     with pytest.raises(ValueError, match="uint8"):
-        ardm.encode(image, params, TINY, **MODEL)
+        ardm.encode(image, prior_of(params))
     with pytest.raises(ValueError, match="steps"):
-        ardm.encode(np.zeros((2, 2, 3), np.uint8), params, TINY, steps=0, **MODEL)
+        ardm.encode(np.zeros((2, 2, 3), np.uint8), prior_of(params), steps=0)
     with pytest.raises(ValueError, match="seed"):
-        ardm.encode(np.zeros((2, 2, 3), np.uint8), params, TINY, seed=-1, **MODEL)
+        ardm.encode(np.zeros((2, 2, 3), np.uint8), prior_of(params), seed=-1)
 
 
 # --- golden stream -------------------------------------------------------------------------------
@@ -306,13 +312,13 @@ def test_golden_stream(params):
     const = jax.tree.map(np.zeros_like, params)
     const["head"]["bias"] = jnp.asarray(bias)
     image = smooth_image(6, 7, 3, seed=9)
-    result = ardm.encode(image, const, TINY, steps=3, seed=1, **MODEL)
+    result = ardm.encode(image, prior_of(const, LINEAR_CURVE), steps=3, seed=1)
     logp = special.log_softmax(bias.astype(np.float64).reshape(3, VOCAB), axis=-1)
     own = np.take_along_axis(logp, image.reshape(-1, 3).T.astype(np.int64), axis=1)  # (3, 42)
     ideal = -own.sum() / np.log(2)
     assert result.ideal_bits == pytest.approx(ideal, rel=1e-5)
     assert hashlib.sha256(result.data).hexdigest() == GOLDEN_SHA256
-    np.testing.assert_array_equal(ardm.decode(result.data, const, TINY, **MODEL), image)
+    np.testing.assert_array_equal(ardm.decode(result.data, prior_of(const, LINEAR_CURVE)), image)
 
 
 GOLDEN_PLAN = [1, 83008, 166016, 250001, 500001, 750001]

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from diffc.models import checkpoint, configs, registry, train, vdm
+from diffc.models import checkpoint, configs, families, registry, train, vdm
 from diffc.models.checkpoint import ModelError
 
 TINY = configs.get_config("tiny")
@@ -61,7 +61,7 @@ def test_float32_round_trip_is_bit_exact(saved: Path, params) -> None:
         config, loaded, card = checkpoint.load_model(spec)
         assert config == TINY
         assert_same_tree(loaded, params)
-    assert card["format"] == checkpoint.MODEL_FORMAT and card["dtype"] == "float32"
+    assert card["format"] == families.VDM.model_format and card["dtype"] == "float32"
     assert configs.VDMConfig.from_dict(card["config"]) == TINY and card["weights"] == "m.msgpack"
     assert {k: card[k] for k in CARD} == CARD
     payload = saved.with_suffix(".msgpack").read_bytes()
@@ -131,7 +131,7 @@ def test_train_state_round_trip_is_exact(tmp_path: Path) -> None:
 
 def test_states_and_models_are_not_confused(tmp_path: Path, saved: Path, params) -> None:
     checkpoint.save_state(tmp_path / "state", {"params": params, "step": 3}, {"config": TINY.to_dict()})
-    with pytest.raises(ModelError, match="not a diffc VDM model"):
+    with pytest.raises(ModelError, match="not a diffc model"):
         checkpoint.load_model(tmp_path / "state")
     with pytest.raises(ModelError, match="not a diffc training state"):
         checkpoint.load_state(saved, {"params": params, "step": 0})
@@ -198,9 +198,15 @@ def rewrite_card(stem: Path, **changes) -> None:
     stem.with_suffix(".json").write_text(json.dumps({**card, **changes}))
 
 
+def test_a_model_of_another_family_is_refused(saved: Path) -> None:
+    assert checkpoint.load_model(saved, "vdm")[0] == TINY
+    with pytest.raises(ModelError, match="is a VDM model; this needs a model of the ARDM family"):
+        checkpoint.load_model(saved, "ardm")
+
+
 def test_wrong_format_is_refused(saved: Path) -> None:
     rewrite_card(saved, format="diffc-vdm/99")
-    with pytest.raises(ModelError, match=r"not a diffc VDM model \(format 'diffc-vdm/99'\)"):
+    with pytest.raises(ModelError, match=r"not a diffc model \(format 'diffc-vdm/99'\)"):
         checkpoint.load_model(saved)
 
 
@@ -226,7 +232,7 @@ def test_params_not_matching_the_config_are_refused(tmp_path: Path, params) -> N
 
 
 def test_garbage_payload_with_a_valid_hash_is_refused(tmp_path: Path) -> None:
-    card = {"format": checkpoint.MODEL_FORMAT, "config": TINY.to_dict(), "dtype": "float32"}
+    card = {"format": families.VDM.model_format, "config": TINY.to_dict(), "dtype": "float32"}
     checkpoint.write_blob(tmp_path / "junk", b"\xc1 not msgpack", card)
     with pytest.raises(ModelError, match=r"junk\.json cannot be read"):
         checkpoint.load_model(tmp_path / "junk")
@@ -239,14 +245,14 @@ def test_garbage_payload_with_a_valid_hash_is_refused(tmp_path: Path) -> None:
 def shipped(tmp_path: Path, monkeypatch, params) -> Path:
     folder = tmp_path / "checkpoints"
     folder.mkdir()
-    checkpoint.save_model(folder / registry.DEFAULT, TINY, params, {**CARD, "name": "a run name"})
+    checkpoint.save_model(folder / registry.DEFAULTS["vdm"], TINY, params, {**CARD, "name": "a run name"})
     checkpoint.save_model(folder / "vdm-other", TINY, params, CARD)
     monkeypatch.setattr(registry, "SHIPPED", folder)
     return folder
 
 
 def test_default_names_the_default_shipped_model(shipped: Path) -> None:
-    assert registry.DEFAULT == "vdm-small"
+    assert registry.DEFAULTS["vdm"] == "vdm-small"
     assert list(registry.shipped()) == ["vdm-other", "vdm-small"]
     assert registry.resolve("default") == shipped / "vdm-small.json"
     assert registry.resolve("vdm-small") == shipped / "vdm-small.json"
@@ -261,8 +267,14 @@ def test_default_without_shipped_models_is_an_error(tmp_path: Path, monkeypatch)
     monkeypatch.setattr(registry, "SHIPPED", tmp_path / "empty")
     monkeypatch.chdir(tmp_path)
     assert registry.shipped() == {}
-    with pytest.raises(ModelError, match=r"no model 'default'.*none shipped"):
+    with pytest.raises(ModelError, match=r"no VDM model ships with this diffc \(none shipped\)"):
         registry.resolve("default")
+
+
+def test_each_family_has_its_default(shipped: Path) -> None:
+    assert registry.resolve("default", "vdm") == shipped / "vdm-small.json"
+    with pytest.raises(ModelError, match="no ARDM model ships.*`diffc train ardm`"):
+        registry.resolve("default", "ardm")
 
 
 def test_paths_resolve(shipped: Path, tmp_path: Path, params) -> None:

@@ -85,10 +85,10 @@ def test_lossless_vdm_stream_round_trips_and_is_not_progressive(work, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--prior", "vdm", "--bpp", "1"], "--prior vdm codes losslessly"),
+        (["--prior", "vdm", "--bpp", "1"], "the vdm prior codes losslessly only"),
         (["--lossless", "--bpp", "1"], "exclude each other"),
-        (["--lossless", "--chunk-bits", "4"], "bits-back (--prior vdm) has no such knobs"),
-        (["--bpp", "1", "--steps", "65"], "at most 64"),
+        (["--lossless", "--chunk-bits", "4"], "the vdm prior has no such knobs"),
+        (["--bpp", "1", "--steps", "65"], "lie in [1, 64]"),
     ],
     ids=["vdm-lossy", "both-rates", "rcc-knobs", "lossy-steps"],
 )

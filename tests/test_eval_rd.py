@@ -192,8 +192,7 @@ def test_a_model_without_a_registered_coder_is_an_error(tmp_path, capsys, monkey
     out = tmp_path / "out"
     assert main(["eval", "rd", "--data", str(data), "--out", str(out), "--model", "vdm-small"]) == 1
     err = capsys.readouterr().err
-    assert err == ("diffc: error: no diffc coder is registered for lossy evaluation yet; "
-                   "run without --model to evaluate the classical codecs only\n")
+    assert err == "diffc: error: no diffc coder of lossy evaluation takes the model vdm-small (a VDM model)\n"
     assert not out.exists()
 
 
@@ -271,3 +270,24 @@ def test_lossless_evaluation_codes_both_diffc_streams_exactly_beside_png(tmp_pat
     for (codec, _), p in points.items():
         assert p["bits_per_dim"] == pytest.approx(p["bytes"] * 8 / (32 * 48 * 3))
     assert "diffc-lossless-vdm" in (out / "summary.md").read_text()
+
+
+def test_an_ardm_model_is_evaluated_by_the_ardm_coder_alone(tmp_path, capsys):
+    from diffc.models import ardm, checkpoint, configs
+
+    cfg = configs.get_config("tiny", "ardm")
+    payload = {"params": ardm.init_params(cfg, 0), "loss_curve": np.linspace(8.0, 3.0, 33)}
+    checkpoint.save_model(tmp_path / "ardm", cfg, payload, {"name": "ardm"})
+    data = tiny_set(tmp_path / "tiny-set")
+    out = tmp_path / "out"
+    args = ["eval", "rd", "--data", str(data), "--out", str(out), "--modes", "lossless", "--codecs", "png",
+            "--model", str(tmp_path / "ardm.json"), "--quiet"]
+    assert main(args) == 0
+    points = load(out / "results.json")["points"]
+    assert {p["codec"] for p in points} == {"png", "diffc-lossless-ardm"}
+    ardm_points = [p for p in points if p["codec"] == "diffc-lossless-ardm"]
+    assert len(ardm_points) == len(list(data.iterdir()))
+    assert all(p["bits_per_dim"] == pytest.approx(p["bytes"] * 8 / (32 * 48 * 3)) for p in ardm_points)
+    args[args.index("--out") + 1] = str(tmp_path / "out2")
+    assert main([*args, "--diffc", "lossless-vdm"]) == 1
+    assert "no diffc coder of lossless evaluation takes the model" in capsys.readouterr().err

@@ -1,5 +1,5 @@
-"""``diffc train vdm`` and ``diffc models`` end to end through ``main([...])``: a few steps of the tiny
-config on 24x24 images, the run folder and model card it leaves, exact ``--resume``, and one-line
+"""``diffc train vdm|ardm`` and ``diffc models`` end to end through ``main([...])``: a few steps of the tiny
+configs on 24x24 images, the run folder and model card it leaves, exact ``--resume``, and one-line
 errors with exit code 1."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from diffc.cli.main import main
-from diffc.models import checkpoint, configs
+from diffc.models import checkpoint, configs, families
 
 TINY = configs.get_config("tiny")
 
@@ -78,7 +78,7 @@ def test_training_writes_the_run_folder(run6: Path, data: Path) -> None:
     assert not [f for f in files if f.endswith(".part")]
 
     card = json.loads((run6 / "model.json").read_text())
-    assert card["format"] == checkpoint.MODEL_FORMAT
+    assert card["format"] == families.VDM.model_format
     assert configs.VDMConfig.from_dict(card["config"]) == TINY
     assert card["data"] == [{"folder": str(data), "images": 3}]
     assert card["steps"] == 6 and card["images_seen"] == 6 * TINY.batch
@@ -172,7 +172,7 @@ def test_models_shows_a_run(run6: Path, capsys) -> None:
     assert (code, err) == (0, "")
     card = json.loads((run6 / "model.json").read_text())
     first, *rest = out.splitlines()
-    facts = f"{checkpoint.MODEL_FORMAT}, config tiny, {card['parameters']} parameters, 6 steps, "
+    facts = f"{families.VDM.model_format}, config tiny, {card['parameters']} parameters, 6 steps, "
     assert first.startswith(f"tiny: {facts}")
     assert f"validation {card['val_bpd']:.4f} bits/dim" in first and f"sha256 {card['sha256'][:16]}" in first
     assert f"  path: {run6 / 'model.json'}" in rest
@@ -189,3 +189,28 @@ def test_models_unknown_name_is_an_error(tmp_path: Path, monkeypatch, capsys) ->
     out, err = capsys.readouterr()
     assert out == ""
     assert "no model 'nonexistent'" in assert_one_error_line(code, err)
+
+
+def test_ardm_training_stores_the_loss_curve_its_coder_plans_with(data: Path, tmp_path: Path, capsys) -> None:
+    from diffc.codec import ardm
+
+    out = tmp_path / "ardm"
+    args = ["train", "ardm", "--data", str(data), "--out", str(out), "--config", "tiny", "--steps", "2"]
+    assert main(args) == 0, capsys.readouterr().err
+    card = json.loads((out / "model.json").read_text())
+    assert card["format"] == families.ARDM.model_format and card["config"]["name"] == "tiny"
+    assert card["steps"] == 2 and 6.0 < card["val_bpd"] < 10.0  # untrained: about 8 bits per subpixel
+    prior = ardm.load(out)
+    assert prior.curve.shape == (families.CURVE_POINTS,)
+    assert np.all((prior.curve > 5.0) & (prior.curve < 11.0))
+    assert prior.hash8 == bytes.fromhex(card["sha256"][:16])
+    image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    np.testing.assert_array_equal(ardm.decode(ardm.encode(image, prior, steps=3).data, prior), image)
+
+
+def test_ardm_training_needs_validation_images(tmp_path: Path, data: Path, capsys) -> None:
+    lone = tmp_path / "lone"
+    shutil.copytree(data, lone)  # no val/ beside it, no --val
+    args = ["train", "ardm", "--data", str(lone), "--out", str(tmp_path / "a"), "--config", "tiny", "--steps", "1"]
+    message = assert_one_error_line(main(args), capsys.readouterr().err)
+    assert "give --val DIR" in message
