@@ -9,6 +9,7 @@ from diffc.bitstreams.container import (
     Mode,
     header_size,
     read,
+    require_params,
     require_source,
     write,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "UnsupportedVersionError",
     "header_size",
     "read",
+    "require_params",
     "require_source",
     "write",
 ]

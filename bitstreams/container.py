@@ -180,6 +180,14 @@ def require_source(header: Header, mode: Mode, model_id: str, model_hash: bytes)
         )
 
 
+def require_params(header: Header) -> dict[str, int]:
+    """The header's coding parameters, refusing a header that lacks any of its mode's fields."""
+    missing = [name for name in PARAM_FIELDS[header.mode] if name not in header.params]
+    if missing:
+        raise CorruptStreamError(f"the {header.mode.label} header lacks {', '.join(missing)}")
+    return header.params
+
+
 def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
     """Parse and check a stream.
 

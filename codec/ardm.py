@@ -39,7 +39,7 @@ import numpy as np
 from diffc import bitstreams
 from diffc.bitstreams import Mode
 from diffc.codec import ardm_plan, entropy
-from diffc.codec.images import as_image, image_crc32
+from diffc.codec.images import as_image, check_crc32, image_crc32
 from diffc.codec.result import StreamSize
 from diffc.models import ardm, checkpoint, registry
 from diffc.models.configs import ARDMConfig
@@ -158,10 +158,7 @@ def encode(
 
 def _checked_params(header: bitstreams.Header) -> tuple[int, int]:
     """(steps, image_crc32), each present and in range, and the order scheme known."""
-    p = header.params
-    missing = [name for name in bitstreams.PARAM_FIELDS[Mode.LOSSLESS_ARDM] if name not in p]
-    if missing:
-        raise bitstreams.CorruptStreamError(f"the lossless-ardm header lacks {', '.join(missing)}")
+    p = bitstreams.require_params(header)
     if not 1 <= p["steps"] <= MAX_STEPS:
         raise bitstreams.CorruptStreamError(f"steps {p['steps']} is outside [1, {MAX_STEPS}]")
     if p["image_crc32"] >= 1 << 32:
@@ -205,11 +202,7 @@ def decode(data: bytes, prior: ARDMPrior, progress: Progress | None = None) -> n
         raise bitstreams.CorruptStreamError(f"the ARDM data is corrupt: {exc}") from None
     if not stack.exhausted():
         raise bitstreams.CorruptStreamError("the ARDM data has bits left over after the last call")
-    if image_crc32(image) != crc:
-        raise bitstreams.CorruptStreamError(
-            "the decoded image does not match its checksum: the stream is corrupt, or the network "
-            "computes differently here than where the stream was encoded (another device or JAX build)"
-        )
+    check_crc32(image, crc)
     return image
 
 

@@ -52,7 +52,7 @@ from diffc import bitstreams
 from diffc.bitstreams import Mode
 from diffc.codec import entropy
 from diffc.codec.denoiser import Denoiser
-from diffc.codec.images import as_image, image_crc32
+from diffc.codec.images import as_image, check_crc32, image_crc32
 from diffc.codec.result import StreamSize
 from diffc.codec.lossy import GAMMA_CODES, gamma_code, gamma_value, pixel_logits, pixels_to_model
 from diffc.models import vdm
@@ -493,10 +493,7 @@ def encode(
 
 def _checked_params(header: bitstreams.Header) -> tuple[int, int, int, int]:
     """(steps, image_crc32, patch_size, seed_patches), each present and in range."""
-    p = header.params
-    missing = [name for name in bitstreams.PARAM_FIELDS[Mode.LOSSLESS_VDM] if name not in p]
-    if missing:
-        raise bitstreams.CorruptStreamError(f"the lossless-vdm header lacks {', '.join(missing)}")
+    p = bitstreams.require_params(header)
     if not 1 <= p["steps"] <= MAX_STEPS:
         raise bitstreams.CorruptStreamError(f"steps {p['steps']} is outside [1, {MAX_STEPS}]")
     if p["patch_size"] < 1:
@@ -534,11 +531,7 @@ def decode(data: bytes, den: Denoiser, progress: Progress | None = None) -> np.n
         raise bitstreams.CorruptStreamError(
             f"{direct} patches were coded directly; the header says {seed_patches}"
         )
-    if image_crc32(pixels) != crc:
-        raise bitstreams.CorruptStreamError(
-            "the decoded image does not match its checksum: the stream is corrupt, or the network "
-            "computes differently here than where the stream was encoded (another device or JAX build)"
-        )
+    check_crc32(pixels, crc)
     return pixels
 
 

@@ -7,6 +7,8 @@ import zlib
 
 import numpy as np
 
+from diffc import bitstreams
+
 
 def as_image(pixels: np.ndarray) -> np.ndarray:
     """An (H, W), (H, W, 1) or (H, W, 3) uint8 array as a contiguous (H, W, C) one."""
@@ -21,3 +23,12 @@ def as_image(pixels: np.ndarray) -> np.ndarray:
 def image_crc32(image: np.ndarray) -> int:
     """CRC-32 of the image's bytes in (H, W, C) order, as the lossless headers store it."""
     return zlib.crc32(np.ascontiguousarray(image).tobytes())
+
+
+def check_crc32(image: np.ndarray, crc: int) -> None:
+    """Raise ``CorruptStreamError`` unless a decoded image matches its stream's checksum."""
+    if image_crc32(image) != crc:
+        raise bitstreams.CorruptStreamError(
+            "the decoded image does not match its checksum: the stream is corrupt, or the network "
+            "computes differently here than where the stream was encoded (another device or JAX build)"
+        )
