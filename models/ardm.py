@@ -50,10 +50,22 @@ class ARDMNet(nn.Module):
         for _ in range(cfg.patch_levels):
             h = space_to_depth(h)  # (B, H'/p, W'/p, p^2 2C)
         h = trunk(h, emb, cfg.channels, cfg.channel_mults, cfg.blocks)
-        h = nn.Conv(c * VOCAB * 4**cfg.patch_levels, (1, 1), name="head")(h)
-        for _ in range(cfg.patch_levels):
-            h = depth_to_space(h)  # (B, H', W', C 256)
-        return h[:, :height, :width].reshape(b, height, width, c, VOCAB)
+
+        def head(per_subpixel: int, name: str) -> jax.Array:
+            """(B, H, W, C, per_subpixel) outputs of a 1x1 convolution."""
+            out = nn.Conv(c * per_subpixel * 4**cfg.patch_levels, (1, 1), name=name)(h)
+            for _ in range(cfg.patch_levels):
+                out = depth_to_space(out)  # (B, H', W', C per_subpixel)
+            return out[:, :height, :width].reshape(b, height, width, c, per_subpixel)
+
+        # Free logits plus a peak -a (x_v - m)^2 over the values' bin centres x_v, a = exp(log a):
+        # regressing a mean m is what a network learns first (on the same steps, 0.65 bits/dim
+        # lower validation loss at step 300 than free logits alone; docs/ardm.md), and the free
+        # logits shape the rest.
+        mean, log_a = jnp.moveaxis(head(2, "peak"), -1, 0)
+        grid = pixels_to_x(jnp.arange(VOCAB))
+        peak = jnp.exp(jnp.clip(log_a, -10.0, 10.0))[..., None] * (grid - mean[..., None]) ** 2
+        return head(VOCAB, "head") - peak
 
 
 def init_params(config: ARDMConfig, seed: int) -> dict:

@@ -42,13 +42,16 @@ LINEAR_CURVE = np.array([8.0, 0.0])
 
 def prior_of(params: dict, curve: np.ndarray = CURVE, sha256: str = MODEL_SHA256) -> ardm.ARDMPrior:
     return ardm.ARDMPrior(TINY, params, curve, MODEL_NAME, sha256)
-# XLA's cheap settings for the training step, as in test_vdm: compiling, not running, is what a
-# loaded 2-core CPU waits for. The computation is the same.
+
+
 @pytest.fixture(scope="module")
 def params() -> dict:
+    """Fresh parameters plus noise, but for the peak's head: noise there makes peaks so sharp that
+    most values fall on the coder's probability floor, which no trained model does."""
     rng = np.random.default_rng(0)
     fresh = model.init_params(TINY, 0)
-    return jax.tree.map(lambda p: p + 0.3 * rng.standard_normal(p.shape).astype(np.float32), fresh)
+    noisy = jax.tree.map(lambda p: p + 0.3 * rng.standard_normal(p.shape).astype(np.float32), fresh)
+    return {**noisy, "peak": fresh["peak"]}
 
 
 @pytest.fixture(scope="module")
@@ -305,15 +308,17 @@ def test_invalid_images_steps_and_seeds_are_refused(params, image):
 
 
 def test_golden_stream(params):
-    """All parameters zero but the head's bias: every subpixel of channel c gets logits bias_c,
-    exactly, on any machine. Pins the order, the plan, the push order and the framing (bump the
-    version if it changes); the ideal cost is then a closed form."""
+    """All parameters zero but the head's bias: every subpixel of channel c gets logits
+    bias_c - x_v^2 (the peak's mean 0 and log a 0), exactly, on any machine. Pins the network's
+    output form, the order, the plan, the push order and the framing (bump the version if one of
+    the last four changes); the ideal cost is then a closed form."""
     bias = np.random.default_rng(6).normal(size=3 * VOCAB).astype(np.float32)
     const = jax.tree.map(np.zeros_like, params)
     const["head"]["bias"] = jnp.asarray(bias)
     image = smooth_image(6, 7, 3, seed=9)
     result = ardm.encode(image, prior_of(const, LINEAR_CURVE), steps=3, seed=1)
-    logp = special.log_softmax(bias.astype(np.float64).reshape(3, VOCAB), axis=-1)
+    values = (np.arange(VOCAB) + 0.5) / 128 - 1
+    logp = special.log_softmax(bias.astype(np.float64).reshape(3, VOCAB) - values**2, axis=-1)
     own = np.take_along_axis(logp, image.reshape(-1, 3).T.astype(np.int64), axis=1)  # (3, 42)
     ideal = -own.sum() / np.log(2)
     assert result.ideal_bits == pytest.approx(ideal, rel=1e-5)
@@ -323,4 +328,4 @@ def test_golden_stream(params):
 
 GOLDEN_PLAN = [1, 83008, 166016, 250001, 500001, 750001]
 GOLDEN_ORDER = [6, 3, 4, 9, 0, 2, 8, 7, 5, 1]
-GOLDEN_SHA256 = "4b9eb35eed2fe12af73f6432935c72f1247b40ef45889232ca0b4767956b7d1d"
+GOLDEN_SHA256 = "df472786237db1ac75dfe15eb9ebc24caa23a61be76de50cdba135cc05b8baf8"
