@@ -1,8 +1,9 @@
-"""Plot a training run's loss curve (train bits/dim, smoothed, and validation bits/dim against
-images seen, log scale) from its log.jsonl, with a power-law fit of the validation points
-extrapolated tenfold to show what more compute would buy.
+"""Plot training runs' loss curves (train bits/dim, smoothed, and validation bits/dim against
+images seen, log scale) from their log.jsonl, with a power-law fit of the first run's validation
+points extrapolated tenfold to show what more compute would buy.
 
     python benchmarks/training_curve.py runs/vdm-small -o docs/vdm-training.png
+    python benchmarks/training_curve.py runs/ardm-small runs/ardm-small-plain -o docs/ardm-training.png
 """
 
 from __future__ import annotations
@@ -36,32 +37,35 @@ def power_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path)
+    parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args()
-    train, val = load(args.run)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    x = np.array([r["images_seen"] for r in train], dtype=float)
-    y = np.array([r["bpd"] for r in train])
-    k = max(1, len(y) // 50)
-    smooth = np.convolve(y, np.ones(k) / k, mode="valid")
-    ax.plot(x[k - 1 :], smooth, lw=1, color="tab:blue", alpha=0.7, label="train (running mean)")
-    vx = np.array([r["images_seen"] for r in val], dtype=float)
-    vy = np.array([r["val_bpd"] for r in val])
-    ax.plot(vx, vy, "o-", color="tab:orange", label="validation (cid22/val crops)")
-    fit = vx > vx.max() / 20
-    if fit.sum() >= 4:
-        a, b, c = power_fit(vx[fit], vy[fit])
-        ext = np.geomspace(vx[fit].min(), 10 * vx.max(), 100)
-        ax.plot(ext, a * ext**-b + c, "--", color="tab:orange", alpha=0.6,
-                label=f"power-law fit {a:.3g}·n^-{b:.2f} + {c:.2f}, extrapolated (indicative)")
+    top = 0.0
+    for i, (run, color) in enumerate(zip(args.runs, ("tab:blue", "tab:green", "tab:red", "tab:purple"))):
+        train, val = load(run)
+        x = np.array([r["images_seen"] for r in train], dtype=float)
+        y = np.array([r["bpd"] for r in train])
+        k = max(1, len(y) // 50)
+        smooth = np.convolve(y, np.ones(k) / k, mode="valid")
+        ax.plot(x[k - 1 :], smooth, lw=1, color=color, alpha=0.5, label=f"{run.name}: train (running mean)")
+        vx = np.array([r["images_seen"] for r in val], dtype=float)
+        vy = np.array([r["val_bpd"] for r in val])
+        ax.plot(vx, vy, "o-", color=color, label=f"{run.name}: validation (cid22/val crops)")
+        top = max(top, float(np.max(vy)))
+        fit = vx > vx.max() / 20
+        if i == 0 and fit.sum() >= 4:
+            a, b, c = power_fit(vx[fit], vy[fit])
+            ext = np.geomspace(vx[fit].min(), 10 * vx.max(), 100)
+            ax.plot(ext, a * ext**-b + c, "--", color=color, alpha=0.6,
+                    label=f"power-law fit {a:.3g}·n^-{b:.2f} + {c:.2f}, extrapolated (indicative)")
     ax.set_xscale("log")
     ax.set_xlabel("training crops seen")
-    ax.set_ylabel("negative ELBO (bits/dim)")
-    ax.set_ylim(top=min(8.0, float(np.max(vy)) + 0.5))
+    ax.set_ylabel("loss: negative ELBO (bits/dim)")
+    ax.set_ylim(top=min(8.0, top + 0.5))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    ax.set_title(f"VDM training: {args.run.name}")
+    ax.set_title(f"training: {', '.join(run.name for run in args.runs)}")
     fig.tight_layout()
     fig.savefig(args.output, dpi=120)
     print(f"wrote {args.output}")

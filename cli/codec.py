@@ -78,7 +78,7 @@ def encode(
     lossless: Annotated[bool, typer.Option("--lossless", help="Code the image exactly (with --prior vdm unless another prior is named).")] = False,
     prior: Annotated[PriorName | None, typer.Option("--prior", help="Lossless coder: vdm (bits-back with the VDM prior), ardm (autoregressive diffusion, per image) or diffc (the progressive lossy stream run to the end).")] = None,
     model: ModelOption = "default",
-    steps: Annotated[int | None, typer.Option("--steps", min=1, max=4096, help="Lossy: coding steps after the first (default 12, at most 64). Lossless vdm: diffusion steps T (default 100). Lossless ardm: network calls (default 100).", show_default=False)] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, max=4096, help="Lossy: coding steps after the first (default 12, at most 64). Lossless vdm: diffusion steps T (default 100). Lossless ardm: network calls (default 50).", show_default=False)] = None,
     chunk_bits: Annotated[int | None, typer.Option("--chunk-bits", min=1, max=20, help="Lossy reverse channel coding: KL bits per chunk (default 6).", show_default=False)] = None,
     margin: Annotated[int | None, typer.Option("--margin", min=0, max=8, help="Lossy reverse channel coding: 2^(chunk bits + margin) candidates per chunk (default 1).", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Shared randomness of the stream.")] = 0,

@@ -45,7 +45,7 @@ from diffc.models import ardm, checkpoint, registry
 from diffc.models.configs import ARDMConfig
 from diffc.models.vdm import VOCAB
 
-DEFAULT_STEPS = 100
+DEFAULT_STEPS = 50  # the knee on this CPU with ardm-small: docs/ardm.md
 MAX_STEPS = 4096  # a decoder refuses more
 ORDER_PCG64 = 0  # sigma = argsort of D raw words of numpy's PCG64 seeded with the header's seed
 
