@@ -6,7 +6,6 @@ summary.md into one folder, each file atomically; run again with the same settin
 
 from __future__ import annotations
 
-import enum
 import json
 import shlex
 from pathlib import Path
@@ -27,14 +26,6 @@ eval_app = typer.Typer(
     "  diffc eval rd --data kodak --crop 256 --out results/kodak-256",
     no_args_is_help=True,
 )
-
-
-class Method(str, enum.Enum):
-    """How diffc's lossy coder reconstructs the image from what it received (DESIGN section 3)."""
-
-    flow = "flow"
-    ancestral = "ancestral"
-    mean = "mean"
 
 
 DEFAULT_MODES = ",".join(codecs.MODES)
@@ -119,8 +110,9 @@ def rd(
     model: Annotated[str | None, typer.Option(
         "--model", help="Evaluate diffc's coders too, with this model; without it, the classical codecs only.")
     ] = None,
-    method: Annotated[Method | None, typer.Option(
-        "--method", help="How diffc's lossy coder reconstructs (needs --model).", show_default="flow")
+    method: Annotated[str | None, typer.Option(
+        "--method", help="How diffc's lossy coder reconstructs, comma-separated: flow, ancestral, mean; several "
+        "decode the same streams (needs --model).", show_default="flow")
     ] = None,
     diffc_names: Annotated[str | None, typer.Option(
         "--diffc", help="Only these of diffc's coders, comma-separated: lossy, lossless-vdm, lossless-diffc, "
@@ -142,16 +134,19 @@ def rd(
       diffc eval rd --data kodak --modes lossless --codecs png,jpegxl --limit 4
 
       diffc eval rd --data kodak --modes lossless --model default --diffc lossless-ardm,lossless-vdm
+
+      diffc eval rd --data kodak --crop 256 --modes lossy --model default --method flow,ancestral
     """
     mode_list = _names(modes, "--modes", codecs.MODES)
     rates = _rates(bpp)
     families = _names(codec_names, "--codecs", codecs.FAMILIES)
+    methods = _names(method or codecs.METHODS[0], "--method", codecs.METHODS)
     if diffc_names is not None and model is None:
         raise typer.BadParameter("it chooses among diffc's coders; give --model too", param_hint="--diffc")
     if method is not None and model is None:
         raise typer.BadParameter("it chooses how diffc's lossy coder reconstructs; give --model too", param_hint="--method")
     out = out or Path("results") / f"{data.name}{f'-{crop}' if crop else ''}"
-    method_name = None if model is None else (method or Method.flow).value
+    method_name = None if model is None else ",".join(methods)
     command = _command(data, out, {
         "--modes": None if modes == DEFAULT_MODES else ",".join(mode_list),
         "--bpp": None if rates == _rates(DEFAULT_BPP) else ",".join(f"{r:g}" for r in rates),
@@ -165,7 +160,7 @@ def rd(
     try:
         chosen, notes = codecs.classical(families, mode_list)
         only = None if diffc_names is None else [n.strip() for n in diffc_names.split(",") if n.strip()]
-        diffc = [] if model is None else codecs.diffc_coders(mode_list, model, (method or Method.flow).value, only)
+        diffc = [] if model is None else codecs.diffc_coders(mode_list, model, methods, only)
         coders: list[codecs.Codec] = [*chosen, *diffc]
         if not coders:
             raise UserError(f"no codec of --codecs {','.join(families)} runs in --modes {','.join(mode_list)}")

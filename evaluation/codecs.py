@@ -49,7 +49,9 @@ class Codec(Protocol):
 
 
 class DiffcCoder(Codec, Protocol):
-    """A diffc mode as a codec; it also names the model it codes with."""
+    """A diffc mode as a codec; it also names the model it codes with. A coder that hands back a
+    stream it encoded before (the lossy coder, decoded several ways) sets ``encode_seconds`` to the
+    time that encoding took, and the runner records it as the encode time."""
 
     model_card_hash: str
 
@@ -86,11 +88,12 @@ METHODS = ("flow", "ancestral", "mean")
 
 
 def diffc_coders(
-    modes: Sequence[str], model: str, method: str, only: Sequence[str] | None = None
+    modes: Sequence[str], model: str, methods: Sequence[str], only: Sequence[str] | None = None
 ) -> list[DiffcCoder]:
     """The registered diffc coders of the chosen evaluation modes (and among ``only``, labels of
-    ``DIFFC_CODERS``, if given), built for ``model``. A checkpoint's family picks the coders that
-    take it; ``default`` gives every coder its family's default model.
+    ``DIFFC_CODERS``, if given), built for ``model``; the lossy coder once per reconstruction method
+    in ``methods``. A checkpoint's family picks the coders that take it; ``default`` gives every
+    coder its family's default model.
 
     A mode without a registered coder is an error, not a silent skip: a run that names a model
     promises to measure diffc.
@@ -110,7 +113,8 @@ def diffc_coders(
                 + ("" if family is None else f" (a {family.upper()} model)")
                 + ("" if only is None else f" among --diffc {','.join(only)}")
             )
-        coders += [DIFFC_CODERS[label](model, method) for label in labels]
+        coders += [DIFFC_CODERS[label](model, method) for label in labels
+                   for method in (methods if label == "lossy" else methods[:1])]
     return coders
 
 

@@ -291,3 +291,27 @@ def test_an_ardm_model_is_evaluated_by_the_ardm_coder_alone(tmp_path, capsys):
     args[args.index("--out") + 1] = str(tmp_path / "out2")
     assert main([*args, "--diffc", "lossless-vdm"]) == 1
     assert "no diffc coder of lossless evaluation takes the model" in capsys.readouterr().err
+
+
+def test_several_methods_decode_each_lossy_stream_encoded_once(tmp_path, monkeypatch):
+    from diffc.codec import lossy
+    from diffc.models import checkpoint, configs, vdm
+
+    cfg = configs.get_config("tiny")
+    checkpoint.save_model(tmp_path / "tiny", cfg, vdm.init_params(cfg, 0), {"name": "tiny"})
+    encodes = []
+    real_encode = lossy.encode
+    monkeypatch.setattr(lossy, "encode", lambda image, *a, **k: encodes.append(image.shape) or real_encode(image, *a, **k))
+    data = tiny_set(tmp_path / "tiny-set")
+    out = tmp_path / "out"
+    args = ["eval", "rd", "--data", str(data), "--out", str(out), "--modes", "lossy", "--codecs", "jpeg", "--limit", "1",
+            "--bpp", "1", "--model", str(tmp_path / "tiny.json"), "--method", "flow,mean", "--quiet"]
+    assert main(args) == 0
+    results = load(out / "results.json")
+    flow, mean = ([p for p in results["points"] if p["codec"] == name] for name in ("diffc-flow", "diffc-mean"))
+    assert len(encodes) == len(flow) == len(mean) == 2  # the target and one above it, each encoded once
+    for f, m in zip(flow, mean):
+        assert (f["target"], f["bytes"], f["encode_s"]) == (m["target"], m["bytes"], m["encode_s"])
+        assert f["psnr"] != m["psnr"]
+    assert results["settings"]["method"] == "flow,mean"
+    assert "--method flow,mean" in results["command"]
