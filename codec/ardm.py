@@ -2,8 +2,8 @@
 
 The D subpixels of an image (D = H W C; C = 1 for grayscale) are coded in an order sigma drawn from
 the header's seed (``order``), in the network calls of a plan (``ardm_plan.plan``, at most
-``steps`` calls): the call at step s sees the subpixels of rank < s - 1 (``models.ardm.logits``, one
-call over the whole image) and codes those of rank s - 1 .. e - 2, e being the next call's step,
+``steps`` calls): the call at step s sees the subpixels of rank < s - 1 (``models.ardm.coded_logits``,
+one call over the whole image, its heads run only where the call codes) and codes those of rank s - 1 .. e - 2, e being the next call's step,
 each with its own categorical over 256 values. The stream costs the model's -log2 p(x) under that
 order and plan (``models.ardm.plan_nll``) plus the rANS overhead: no bits-back, each image is its
 own stream.
@@ -12,8 +12,8 @@ Stack order. The decoder pops the first call's subpixels first, so the encoder p
 call's first; within a call, the subpixels go in order of rank. The encoder knows the whole image,
 so it can run its calls in any order: a call's mask depends only on the order.
 
-Determinism. Both sides call the same jitted ``ardm.logits`` on a batch of one image of the same
-shape, with the same mask and step (unknown values are never read), and
+Determinism. Both sides call the same jitted ``ardm.coded_logits`` on a batch of one image of the
+same shape, with the same mask, step and (padded) index (unknown values are never read), and
 ``entropy.categorical_from_logits`` quantises the logits before the float64 softmax, so encoder and
 decoder build the same tables.
 
@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -96,25 +95,18 @@ def _ranks(sigma: np.ndarray) -> np.ndarray:
     return ranks
 
 
-@jax.jit
-def _rows(logits: jax.Array, index: jax.Array) -> jax.Array:
-    """The rows ``index`` of the (1, H, W, C, 256) logits, as (len(index), 256)."""
-    return jnp.take(logits.reshape(-1, VOCAB), index, axis=0)
-
-
 def _call(prior: ARDMPrior, image: np.ndarray, known: np.ndarray, step: int, coded: np.ndarray) -> np.ndarray:
     """One network call at ``step`` on the (H, W, C) image with ``known`` (H, W, C): the float32
-    logits (len(coded), 256) of the flat subpixels ``coded``, taken on the device so that only
-    their rows travel (callers widen them to float64, which is exact). The index is padded to a
-    power of two, so the gather compiles once per size class instead of once per call (each
-    call of a plan codes a different count, and a compile costs about 0.2 s on a CPU)."""
-    out = ardm.logits(
-        prior.params, prior.config, jnp.asarray(image[None]), jnp.asarray(known[None]),
-        jnp.array([step], jnp.int32),
-    )
+    logits (len(coded), 256) of the flat subpixels ``coded`` (``ardm.coded_logits``; callers widen
+    them to float64, which is exact). The index is padded to a power of two, so the call compiles
+    once per size class instead of once per call (each call of a plan codes a different count)."""
     index = np.zeros(1 << max(coded.size - 1, 0).bit_length(), np.int32)
     index[: coded.size] = coded
-    return np.asarray(_rows(out, jnp.asarray(index)))[: coded.size]
+    out = ardm.coded_logits(
+        prior.params, prior.config, jnp.asarray(image[None]), jnp.asarray(known[None]),
+        jnp.array([step], jnp.int32), jnp.asarray(index),
+    )
+    return np.asarray(out)[: coded.size]
 
 
 @dataclass(frozen=True)

@@ -22,17 +22,23 @@ holds whatever the network predicts, so any image codes with any weights.
 
 Dithered pops. Right after a push, the bits on top of the stack are tied to the symbols just
 pushed, so a plain pop would not sample q (``Dithered``); each pop's table is rotated by shared
-randomness from the header's seed, which makes its samples follow q whatever the stack holds.
+randomness from the header's seed, which makes its samples follow q whatever the stack holds. A
+pop's mean is rounded to 1/256 of a bin, so that its table is a row of one precomputed per latent
+(``PopTable``); encoder and decoder round alike, so the rounding only moves q by std/512 at most.
 
-Seeding. A single image pays its own initial bits: it is cut into ``patch_size`` squares coded in
-raster order on one stack, and a patch that the stack cannot yet serve (its pops run dry) is coded
-directly: row by row, each pixel with a Laplace around the smoothed pixels above it, its scale
-fitted per patch. A one-bit flag after each patch tells the decoder which coder it used. The first
-patch is always direct; the rest chain with bits-back once the stack is deep enough.
+Seeding and groups. A single image pays its own initial bits: it is cut into ``patch_size``
+squares coded in raster order on one stack. Consecutive patches of one shape are chained together
+as a group, one network call per step for the whole group, and a group needs about one step's pops
+for all its patches beneath it; so groups grow as the stack does, each at most as many patches as
+were coded before it, in powers of two up to ``max_group``. A group the stack cannot serve (its pops
+run dry) is halved; a single patch it cannot serve is coded directly: row by row, each pixel with a
+Laplace around the smoothed pixels above it, its scale fitted per patch. After each group a flag
+says which coder it used and, for a chained group, the log2 of its size. The first patch is always
+direct; the rest chain with bits-back once the stack is deep enough.
 
 The stream is one container chunk: the rANS words of the whole stack. Its header carries the
-model's name and weight hash, T, the patch size, the count of direct patches and a CRC-32 of the
-image, all checked by the decoder.
+model's name and weight hash, T, the patch size, the largest group, the count of direct patches
+and a CRC-32 of the image, all checked by the decoder.
 """
 
 from __future__ import annotations
@@ -43,7 +49,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import special
@@ -54,11 +59,15 @@ from diffc.codec import entropy
 from diffc.codec.denoiser import Denoiser
 from diffc.codec.images import as_image, check_crc32, image_crc32
 from diffc.codec.result import StreamSize
-from diffc.codec.lossy import GAMMA_CODES, gamma_code, gamma_value, pixel_logits, pixels_to_model
+from diffc.codec.lossy import GAMMA_CODES, gamma_code, gamma_value, pixel_logits
 from diffc.models import vdm
 
 DEFAULT_STEPS = 100
 DEFAULT_PATCH = 32
+# patches per group at most: a power of two. 128 patches of 32 x 32 make a network call on 131,072
+# pixels (about a third of a Kodak image), so memory stays that of a small image.
+DEFAULT_MAX_GROUP = 128
+MAX_GROUP_LIMIT = 1 << 16  # a decoder refuses more
 MAX_STEPS = 4096  # a decoder refuses more
 # bins per std of the narrower of a latent's two distributions: 2 ** GRID_BITS. Measured against
 # the exact T-step ELBO (T = 500, network-free model): +0.035 bits/dim with 1 bin per std, +0.007
@@ -68,7 +77,7 @@ GRID_BITS = 1
 POP_TAIL = 6  # pops span +-POP_TAIL stds
 _RADIUS_SAFETY = 1.01  # relative slack of push radii over their bound (float32 network means)
 _LAPLACE_SCALES = 2.0 ** ((np.arange(20) - 4) / 2)  # of the direct coder, 1/4 to 181 pixel values
-_FLAG = entropy.uniform(2, 1)  # per patch: 0 coded directly, 1 chained with bits-back
+_FLAG = entropy.uniform(2, 1)  # per group: 0 a patch coded directly, 1 patches chained with bits-back
 
 
 @dataclass(frozen=True)
@@ -138,21 +147,39 @@ def plan_chain(gammas: np.ndarray) -> Chain:
 
 @dataclass(frozen=True)
 class Coding:
-    """What encoder and decoder share besides the stream: the model, its chain, the patch size and
-    the seed of the dithers."""
+    """What encoder and decoder share besides the stream: the model, its chain, the patch size, the
+    largest group and the seed of the dithers."""
 
     den: Denoiser
     chain: Chain
     patch_size: int
+    max_group: int
     seed: int
+    pop_tables: tuple[PopTable, ...]  # of z_0 .. z_T
 
     @classmethod
-    def of(cls, den: Denoiser, steps: int, patch_size: int, seed: int) -> Coding:
+    def of(cls, den: Denoiser, steps: int, patch_size: int, seed: int, max_group: int = DEFAULT_MAX_GROUP) -> Coding:
         if patch_size < 1:
             raise ValueError(f"patch size must be positive, not {patch_size}")
+        if not 1 <= max_group <= MAX_GROUP_LIMIT or max_group & (max_group - 1):
+            raise ValueError(f"the largest group must be a power of two in [1, {MAX_GROUP_LIMIT}], not {max_group}")
         if not 0 <= seed < 1 << 32:
             raise ValueError(f"seed must be a 32-bit unsigned integer, not {seed}")
-        return cls(den, plan_chain(time_grid(den, steps)), patch_size, seed)
+        chain = plan_chain(time_grid(den, steps))
+        tables = tuple(pop_table(std / width, int(radius))
+                       for std, width, radius in zip(chain.pop_stds, chain.widths, chain.pop_radii))
+        return cls(den, chain, patch_size, max_group, seed, tables)
+
+    def push_group_size(self, stack: entropy.Stack, count: int) -> None:
+        """Push log2 of a chained group's size, uniform over 0 .. log2(max_group) (nothing if 0)."""
+        if self.max_group > 1:
+            stack.push(np.array([count.bit_length() - 1]), entropy.uniform(self.max_group.bit_length(), 1))
+
+    def pop_group_size(self, stack: entropy.Stack) -> int:
+        """Undo ``push_group_size``: the size in patches."""
+        if self.max_group == 1:
+            return 1
+        return 1 << int(stack.pop(entropy.uniform(self.max_group.bit_length(), 1))[0])
 
 
 # --- the chain's distributions, on the latents' grids (latents are int64 grid indices) ---------
@@ -195,32 +222,56 @@ class Dithered:
         return self.table.cost_bits(self.to_coder(symbols))
 
 
-def dithered(means: np.ndarray, std: float, bin_width: float, radius: int, u: np.ndarray) -> Dithered:
-    """N(mean, std^2) on the grid ``bin_width * k``, +-``radius`` bins around each mean (quantised as
-    in ``entropy.gaussian``), each table rotated to the bin holding the quantile ``u`` (n,) in [0, 1)."""
-    g = entropy.gaussian(means, np.full(np.size(means), std), bin_width, radius)
+OFFSET_STEPS = 256  # a pop's mean is rounded to 1/OFFSET_STEPS of a bin (an error of std/512 at most)
+
+
+@dataclass(frozen=True)
+class PopTable:
+    """The masses of a discretised N(offset, std^2) (in bins) over the ``2 * radius + 1`` bins
+    around 0, for every offset on the grid -1/2 .. 1/2 in steps of 1/OFFSET_STEPS: floored,
+    normalised and quantised as ``entropy.categorical`` does, once per latent rather than once
+    per dimension and pop, with their running sums to find pivots."""
+
+    masses: np.ndarray  # (OFFSET_STEPS + 1, 2R + 1)
+    cumulative: np.ndarray  # (OFFSET_STEPS + 1, 2R + 1)
+    radius: int
+
+
+def pop_table(std_bins: float, radius: int) -> PopTable:
+    """The ``PopTable`` of a pop of std ``std_bins`` bins spanning +-``radius`` bins."""
+    offsets = np.arange(OFFSET_STEPS + 1) / OFFSET_STEPS - 0.5
     edges = np.arange(-radius, radius + 2) - 0.5  # (2R + 2,) bin edges around the centre
-    masses = np.diff(special.ndtr((edges - g.offset[:, None]) / g.std[:, None]), axis=1)
-    masses /= masses.sum(axis=1, keepdims=True)
-    pivot = np.minimum((np.cumsum(masses, axis=1) <= u[:, None]).sum(axis=1), 2 * radius)
-    order = (pivot[:, None] + np.arange(2 * radius + 1)) % (2 * radius + 1)
-    table = entropy.categorical(np.take_along_axis(masses, order, axis=1))
-    return Dithered(table, g.centre - radius, pivot, radius)
+    masses = entropy.categorical(np.diff(special.ndtr((edges - offsets[:, None]) / std_bins), axis=1)).probs
+    return PopTable(masses, np.cumsum(masses, axis=1), radius)
+
+
+def dithered(means: np.ndarray, bin_width: float, table: PopTable, u: np.ndarray) -> Dithered:
+    """The pops of ``table``'s Gaussian around ``means`` (n,) on the grid ``bin_width * k``, each
+    mean rounded to 1/OFFSET_STEPS bin, each table rotated to the bin holding the quantile ``u``
+    (n,) in [0, 1)."""
+    m = np.asarray(means, np.float64).reshape(-1) / bin_width
+    if not np.isfinite(m).all():
+        raise entropy.EntropyCodingError("pop means must be finite")
+    centre = np.round(m).astype(np.int64)
+    row = np.round((m - centre + 0.5) * OFFSET_STEPS).astype(np.int64)
+    bins = 2 * table.radius + 1
+    pivot = np.minimum((table.cumulative[row] <= u[:, None]).sum(axis=1), bins - 1)
+    order = (pivot[:, None] + np.arange(bins)) % bins
+    rotated = table.masses[row[:, None], order]  # a permutation of each normalised row
+    return Dithered(entropy.Categorical(rotated, row.size), centre - table.radius, pivot, table.radius)
 
 
 def _dither(coding: Coding, patch: int, i: int, n: int) -> np.ndarray:
-    """Shared uniforms in [0, 1) for the pop of latent i of a patch (JAX threefry, as in ``rcc``)."""
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(coding.seed), patch), i)
-    return np.asarray(jax.random.uniform(key, (n,)), np.float64)
+    """Shared uniforms in [0, 1) for the pop of latent i of the group from patch number ``patch``
+    (numpy's PCG64 seeded with the stream's seed, the patch and i)."""
+    return np.random.default_rng([coding.seed, patch, i]).random(n)
 
 
 def _data_posterior(coding: Coding, patch: int, x: np.ndarray) -> Dithered:
-    """q(z_0 | x) = N(alpha_0 x, sigma_0^2 I) (VDM eq. 1), x the (1, h, w, 3) float64 image."""
+    """q(z_0 | x) = N(alpha_0 x, sigma_0^2 I) (VDM eq. 1), x the (k, h, w, 3) float64 patches."""
     chain = coding.chain
-    return dithered(
-        chain.alphas[0] * x.reshape(-1), chain.pop_stds[0], chain.widths[0], int(chain.pop_radii[0]),
-        _dither(coding, patch, 0, x.size),
-    )
+    u = _dither(coding, patch, 0, x.size)
+    return dithered(chain.alphas[0] * x.reshape(-1), chain.widths[0], coding.pop_tables[0], u)
 
 
 def _forward(coding: Coding, patch: int, i: int, z_prev: np.ndarray) -> Dithered:
@@ -228,12 +279,12 @@ def _forward(coding: Coding, patch: int, i: int, z_prev: np.ndarray) -> Dithered
     chain = coding.chain
     means = chain.alphas[i] / chain.alphas[i - 1] * (z_prev.reshape(-1) * chain.widths[i - 1])
     u = _dither(coding, patch, i, z_prev.size)
-    return dithered(means, chain.pop_stds[i], chain.widths[i], int(chain.pop_radii[i]), u)
+    return dithered(means, chain.widths[i], coding.pop_tables[i], u)
 
 
 def _model(den: Denoiser, chain: Chain, i: int, z: np.ndarray) -> entropy.Gaussian:
     """p(z_(i-1) | z_i) = q(z_(i-1) | z_i, x = x_hat(z_i)) (VDM eq. 27): one network call on z_i
-    (1, h, w, 3), its float32 outputs widened to float64."""
+    (k, h, w, 3), its float32 outputs widened to float64."""
     z_t = jnp.asarray(z * chain.widths[i], jnp.float32)
     gamma_t, gamma_s = (jnp.asarray(chain.gammas[j], jnp.float32) for j in (i, i - 1))
     mean, std = den.prior_step(z_t, gamma_t, gamma_s)
@@ -251,46 +302,48 @@ def _likelihood(chain: Chain, z_0: np.ndarray, channels: int) -> entropy.Categor
     """p(x | z_0), the discretised decoder (VDM eq. 28-30), per subpixel. A grayscale value g is
     coded with p(g | z_0) proportional to the product of its three channels' p(x_c = g | z_0,c)."""
     z, gamma_0 = jnp.asarray(z_0 * chain.widths[0], jnp.float32), jnp.asarray(chain.gammas[0], jnp.float32)
-    logits = np.asarray(pixel_logits(z, gamma_0), np.float64)  # (1, h, w, 3, 256)
+    logits = np.asarray(pixel_logits(z, gamma_0), np.float64)  # (k, h, w, 3, 256)
     if channels == 1:
         logits = logits.sum(axis=-2)
     return entropy.categorical_from_logits(logits.reshape(-1, vdm.VOCAB))
 
 
-# --- one patch, chained with bits-back -----------------------------------------------------------
+# --- a group of patches, chained with bits-back ------------------------------------------------
 
 
-def _model_input(pixels: np.ndarray) -> np.ndarray:
-    """(h, w, C) uint8 to the (1, h, w, 3) float64 x the model codes (exact: x is k/128 + c)."""
-    return np.asarray(pixels_to_model(pixels), np.float64)
+def _model_input(patches: np.ndarray) -> np.ndarray:
+    """(k, h, w, C) uint8 to the (k, h, w, 3) float64 x the model codes (exact: x is k/128 + c);
+    grayscale is repeated on three channels."""
+    rgb = np.repeat(patches, 3 // patches.shape[-1], axis=-1)
+    return np.asarray(vdm.pixels_to_x(jnp.asarray(rgb)), np.float64)
 
 
-def _push_chained(stack: entropy.Stack, pixels: np.ndarray, coding: Coding, patch: int) -> None:
-    """Push the (h, w, C) patch number ``patch`` in Bit-Swap order (module docstring); raises
-    ``EmptyStackError`` when the stack cannot serve a pop, leaving it unusable."""
+def _push_chained(stack: entropy.Stack, patches: np.ndarray, coding: Coding, first: int) -> None:
+    """Push the (k, h, w, C) patches from patch number ``first`` in Bit-Swap order (module
+    docstring); raises ``EmptyStackError`` when the stack cannot serve a pop, leaving it unusable."""
     den, chain = coding.den, coding.chain
-    x = _model_input(pixels)
-    z = stack.pop(_data_posterior(coding, patch, x)).reshape(x.shape)
-    stack.push(pixels, _likelihood(chain, z, pixels.shape[-1]))
+    x = _model_input(patches)
+    z = stack.pop(_data_posterior(coding, first, x)).reshape(x.shape)
+    stack.push(patches, _likelihood(chain, z, patches.shape[-1]))
     for i in range(1, chain.steps + 1):
-        z_next = stack.pop(_forward(coding, patch, i, z)).reshape(x.shape)
+        z_next = stack.pop(_forward(coding, first, i, z)).reshape(x.shape)
         stack.push(z, _model(den, chain, i, z_next))
         z = z_next
     stack.push(z, _prior(chain, z.size))
 
 
-def _pop_chained(stack: entropy.Stack, shape: tuple[int, int, int], coding: Coding, patch: int) -> np.ndarray:
-    """Undo ``_push_chained``: the (h, w, C) patch, with the bits the encoder popped pushed back."""
+def _pop_chained(stack: entropy.Stack, shape: tuple[int, int, int, int], coding: Coding, first: int) -> np.ndarray:
+    """Undo ``_push_chained``: the (k, h, w, C) patches, with the bits the encoder popped pushed back."""
     den, chain = coding.den, coding.chain
-    z_shape = (1, shape[0], shape[1], 3)
+    z_shape = (*shape[:3], 3)
     z = stack.pop(_prior(chain, math.prod(z_shape))).reshape(z_shape)
     for i in range(chain.steps, 0, -1):
         z_prev = stack.pop(_model(den, chain, i, z)).reshape(z_shape)
-        stack.push(z, _forward(coding, patch, i, z_prev))
+        stack.push(z, _forward(coding, first, i, z_prev))
         z = z_prev
-    pixels = stack.pop(_likelihood(chain, z, shape[2])).astype(np.uint8).reshape(shape)
-    stack.push(z, _data_posterior(coding, patch, _model_input(pixels)))
-    return pixels
+    patches = stack.pop(_likelihood(chain, z, shape[3])).astype(np.uint8).reshape(shape)
+    stack.push(z, _data_posterior(coding, first, _model_input(patches)))
+    return patches
 
 
 # --- one patch, coded directly (the seed) --------------------------------------------------------
@@ -339,13 +392,14 @@ def _pop_direct(stack: entropy.Stack, shape: tuple[int, int, int]) -> np.ndarray
     return np.stack(rows).astype(np.uint8)
 
 
-# --- images: patches on one stack ----------------------------------------------------------------
+# --- images: groups of patches on one stack -----------------------------------------------------
 
 
 @dataclass(frozen=True)
-class PatchCost:
-    """A patch's ideal cost: information pushed minus popped, its flag included."""
+class GroupCost:
+    """A group's ideal cost: information pushed minus popped, its flag and size included."""
 
+    patches: int
     dims: int
     bits: float
     chained: bool
@@ -353,26 +407,30 @@ class PatchCost:
 
 @dataclass(frozen=True)
 class ImageStats:
-    """The ideal costs of an image's patches, in coding order."""
+    """The ideal costs of an image's groups, in coding order."""
 
-    patches: tuple[PatchCost, ...]
+    groups: tuple[GroupCost, ...]
 
     def _sum(self, chained: bool) -> tuple[int, float]:
-        chosen = [p for p in self.patches if p.chained == chained]
-        return sum(p.dims for p in chosen), sum(p.bits for p in chosen)
+        chosen = [g for g in self.groups if g.chained == chained]
+        return sum(g.dims for g in chosen), sum(g.bits for g in chosen)
 
     @property
     def dims(self) -> int:
-        return sum(p.dims for p in self.patches)
+        return sum(g.dims for g in self.groups)
+
+    @property
+    def patches(self) -> int:
+        return sum(g.patches for g in self.groups)
 
     @property
     def ideal_bits(self) -> float:
-        return sum(p.bits for p in self.patches)
+        return sum(g.bits for g in self.groups)
 
     @property
     def seed_patches(self) -> int:
         """Patches coded directly, because the stack could not yet serve their pops."""
-        return sum(not p.chained for p in self.patches)
+        return sum(g.patches for g in self.groups if not g.chained)
 
     @property
     def seed_dims(self) -> int:
@@ -394,13 +452,36 @@ class ImageStats:
         return self.seed_bits - self.steady_bpd * self.seed_dims
 
 
-def patch_grid(height: int, width: int, size: int) -> list[tuple[slice, slice]]:
+Patch = tuple[slice, slice]
+
+
+def patch_grid(height: int, width: int, size: int) -> list[Patch]:
     """The ``size`` x ``size`` patches (smaller at the bottom and right edges) in raster order."""
     return [
         (slice(r, min(r + size, height)), slice(c, min(c + size, width)))
         for r in range(0, height, size)
         for c in range(0, width, size)
     ]
+
+
+def _extent(patch: Patch) -> tuple[int, int]:
+    return patch[0].stop - patch[0].start, patch[1].stop - patch[1].start
+
+
+def _largest_group(grid: list[Patch], first: int, max_group: int) -> int:
+    """The most patches a chained group from patch ``first`` may try: a power of two, at most
+    ``max_group`` and at most half the ``first`` patches coded before it (the stack grows with
+    them), all of one shape."""
+    run = 1
+    while run < min(max_group, len(grid) - first) and _extent(grid[first + run]) == _extent(grid[first]):
+        run += 1
+    limit = min(run, max(first // 2, 1))
+    return 1 << (limit.bit_length() - 1)
+
+
+def _group(pixels: np.ndarray, grid: list[Patch], first: int, count: int) -> np.ndarray:
+    """The (count, h, w, C) patches ``first`` .. ``first + count - 1`` of a (H, W, C) image."""
+    return np.stack([pixels[rows, cols] for rows, cols in grid[first : first + count]])
 
 
 def _copy(stack: entropy.Stack) -> entropy.Stack:
@@ -410,31 +491,48 @@ def _copy(stack: entropy.Stack) -> entropy.Stack:
 
 
 Progress = Callable[[int, int], None]
-"""Called with (patches done, patches in all) after each patch."""
+"""Called with (patches done, patches in all) after each group."""
+
+
+def _push_group(
+    stack: entropy.Stack, pixels: np.ndarray, grid: list[Patch], first: int, coding: Coding
+) -> tuple[entropy.Stack, int, bool]:
+    """Push the group from patch ``first`` with its flag: chained at its largest size if the stack
+    can serve its pops (tried on a copy), halved while it cannot, a single patch coded directly when
+    even that fails. Returns the stack that holds it (``stack`` itself may be spent), its size in
+    patches and whether it is chained."""
+    count = _largest_group(grid, first, coding.max_group)
+    while count:
+        trial = _copy(stack)
+        try:
+            _push_chained(trial, _group(pixels, grid, first, count), coding, first)
+        except entropy.EmptyStackError:
+            count //= 2
+        else:
+            coding.push_group_size(trial, count)
+            trial.push(np.array([1]), _FLAG)
+            return trial, count, True
+    _push_direct(stack, pixels[grid[first]])
+    stack.push(np.array([0]), _FLAG)
+    return stack, 1, False
 
 
 def push_image(
     stack: entropy.Stack, pixels: np.ndarray, coding: Coding, progress: Progress | None = None
 ) -> tuple[entropy.Stack, ImageStats]:
-    """Push a (H, W, C) uint8 image patch by patch; returns the stack that holds it (``stack`` itself
-    is spent) and the patches' costs. A patch is chained with bits-back when the stack can serve
-    its pops (tried on a copy), else coded directly; a flag after it tells which."""
+    """Push a (H, W, C) uint8 image group by group (``_push_group``); returns the stack that holds
+    it (``stack`` itself is spent) and the groups' costs."""
     costs = []
     grid = patch_grid(pixels.shape[0], pixels.shape[1], coding.patch_size)
-    for index, (rows, cols) in enumerate(grid):
-        patch = pixels[rows, cols]
+    first = 0
+    while first < len(grid):
         before = stack.ideal_bits
-        trial = _copy(stack)
-        try:
-            _push_chained(trial, patch, coding, index)
-            stack, chained = trial, True
-        except entropy.EmptyStackError:
-            _push_direct(stack, patch)
-            chained = False
-        stack.push(np.array([int(chained)]), _FLAG)
-        costs.append(PatchCost(patch.size, stack.ideal_bits - before, chained))
+        stack, count, chained = _push_group(stack, pixels, grid, first, coding)
+        dims = sum(math.prod(_extent(p)) for p in grid[first : first + count]) * pixels.shape[2]
+        costs.append(GroupCost(count, dims, stack.ideal_bits - before, chained))
+        first += count
         if progress:
-            progress(index + 1, len(grid))
+            progress(first, len(grid))
     return stack, ImageStats(tuple(costs))
 
 
@@ -446,15 +544,24 @@ def pop_image(
     pixels = np.empty(shape, np.uint8)
     direct = 0
     grid = patch_grid(shape[0], shape[1], coding.patch_size)
-    for index, (rows, cols) in reversed(list(enumerate(grid))):
-        patch_shape = (rows.stop - rows.start, cols.stop - cols.start, shape[2])
+    end = len(grid)
+    while end:
         if stack.pop(_FLAG)[0]:
-            pixels[rows, cols] = _pop_chained(stack, patch_shape, coding, index)
+            count = coding.pop_group_size(stack)
+            first = end - count
+            if first < 0 or any(_extent(p) != _extent(grid[first]) for p in grid[first:end]):
+                raise entropy.EntropyCodingError(f"a group of {count} patches does not fit before patch {end}")
+            h, w = _extent(grid[first])
+            group = _pop_chained(stack, (count, h, w, shape[2]), coding, first)
+            for patch, values in zip(grid[first:end], group):
+                pixels[patch] = values
         else:
-            pixels[rows, cols] = _pop_direct(stack, patch_shape)
+            first = end - 1
+            pixels[grid[first]] = _pop_direct(stack, (*_extent(grid[first]), shape[2]))
             direct += 1
+        end = first
         if progress:
-            progress(len(grid) - index, len(grid))
+            progress(len(grid) - end, len(grid))
     return pixels, direct
 
 
@@ -476,23 +583,27 @@ class EncodeResult(StreamSize):
 
 def encode(
     pixels: np.ndarray, den: Denoiser, *, steps: int = DEFAULT_STEPS, patch_size: int = DEFAULT_PATCH,
-    seed: int = 0, progress: Progress | None = None,
+    max_group: int = DEFAULT_MAX_GROUP, seed: int = 0, progress: Progress | None = None,
 ) -> EncodeResult:
-    """Code an (H, W), (H, W, 1) or (H, W, 3) uint8 image exactly with ``den`` and T = ``steps``;
-    ``seed`` keys the shared randomness of the pops' dithers."""
+    """Code an (H, W), (H, W, 1) or (H, W, 3) uint8 image exactly with ``den`` and T = ``steps``,
+    in groups of at most ``max_group`` patches; ``seed`` keys the shared randomness of the pops'
+    dithers."""
     start = time.perf_counter()
     image = as_image(pixels)
-    stack, stats = push_image(entropy.Stack(), image, Coding.of(den, steps, patch_size, seed), progress)
+    coding = Coding.of(den, steps, patch_size, seed, max_group)
+    stack, stats = push_image(entropy.Stack(), image, coding, progress)
     params = {
         "steps": steps, "image_crc32": image_crc32(image), "patch_size": patch_size, "seed_patches": stats.seed_patches,
+        "max_group": max_group,
     }
     header = bitstreams.Header(Mode.LOSSLESS_VDM, *image.shape, seed, den.name, den.hash8, params)
     data = bitstreams.write(header, [stack.to_bytes()])
     return EncodeResult(data, stats, time.perf_counter() - start)
 
 
-def _checked_params(header: bitstreams.Header) -> tuple[int, int, int, int]:
-    """(steps, image_crc32, patch_size, seed_patches), each present and in range."""
+def _checked_params(header: bitstreams.Header) -> tuple[int, int, int, int, int]:
+    """(steps, image_crc32, patch_size, seed_patches, max_group), each present and in range (the
+    largest group is checked by ``Coding.of``)."""
     p = bitstreams.require_params(header)
     if not 1 <= p["steps"] <= MAX_STEPS:
         raise bitstreams.CorruptStreamError(f"steps {p['steps']} is outside [1, {MAX_STEPS}]")
@@ -504,7 +615,7 @@ def _checked_params(header: bitstreams.Header) -> tuple[int, int, int, int]:
         raise bitstreams.CorruptStreamError(
             f"seed patches {p['seed_patches']} or image checksum {p['image_crc32']} out of range"
         )
-    return p["steps"], p["image_crc32"], size, p["seed_patches"]
+    return p["steps"], p["image_crc32"], size, p["seed_patches"], p["max_group"]
 
 
 def decode(data: bytes, den: Denoiser, progress: Progress | None = None) -> np.ndarray:
@@ -512,11 +623,11 @@ def decode(data: bytes, den: Denoiser, progress: Progress | None = None) -> np.n
     container = bitstreams.read(data)
     header = container.header
     bitstreams.require_source(header, Mode.LOSSLESS_VDM, den.name, den.hash8)
-    steps, crc, patch_size, seed_patches = _checked_params(header)
+    steps, crc, patch_size, seed_patches, max_group = _checked_params(header)
     if len(container.chunks) != 1:
         raise bitstreams.CorruptStreamError(f"a lossless-vdm stream has 1 chunk, not {len(container.chunks)}")
     try:
-        coding = Coding.of(den, steps, patch_size, header.seed)
+        coding = Coding.of(den, steps, patch_size, header.seed, max_group)
     except ValueError as exc:
         raise bitstreams.CorruptStreamError(f"the stream's parameters do not fit this model: {exc}") from None
     shape = (header.height, header.width, header.channels)
@@ -542,7 +653,8 @@ def describe(result: EncodeResult) -> dict[str, Any]:
         "bits": result.total_bits,
         "bpd": result.bpd,
         "ideal_bits": s.ideal_bits,
-        "patches": len(s.patches),
+        "patches": s.patches,
+        "groups": len(s.groups),
         "seed_patches": s.seed_patches,
         "seed_bits": s.seed_bits,
         "seed_cost_bits": s.seed_cost_bits,

@@ -51,12 +51,14 @@ class Denoiser:
 
     @cached_property
     def prior_step(self):
-        """Jitted (z_t, gamma_t, gamma_s) -> (mean, std) of p(z_s | z_t) (VDM eq. 27), float32."""
+        """Jitted (z_t (B, H, W, C), gamma_t, gamma_s) -> (mean, std) of p(z_s | z_t) (VDM eq. 27),
+        float32; one noise level for the whole batch."""
         eps_fn = self._fns[1]
 
         def step(z_t: jax.Array, gamma_t: jax.Array, gamma_s: jax.Array) -> tuple[jax.Array, jax.Array]:
             g_t, g_s = gamma_t.reshape(1), gamma_s.reshape(1)
-            mean, var = vdm.model_step(z_t, eps_fn(z_t, g_t), g_s, g_t)
+            eps = eps_fn(z_t, jnp.broadcast_to(g_t, z_t.shape[:1]))
+            mean, var = vdm.model_step(z_t, eps, g_s, g_t)
             return mean, jnp.sqrt(var)
 
         return jax.jit(step)

@@ -36,12 +36,17 @@ NET_CHANNELS = 3  # the network's image channels; grayscale is replicated
 
 class ARDMNet(nn.Module):
     """Logits (B, H, W, 3, 256) from known values x (B, H, W, 3) in [-1, 1] (0 where unknown), the
-    mask (B, H, W, 3) of known subpixels (1.0 known) and t / D (B,); any H and W."""
+    mask (B, H, W, 3) of known subpixels (1.0 known) and t / D (B,); any H and W.
+
+    With ``at`` (n, 2), the rows and columns of n cells of the trunk's grid (each a p x p block of
+    pixels, p = 2^patch_levels) in the first image, the heads run on those cells only and the
+    output is their blocks' logits (n, p, p, 3, 256): the coder needs a few subpixels a call, and
+    the heads are about a third of the network's work."""
 
     config: ARDMConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, mask: jax.Array, t_frac: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, mask: jax.Array, t_frac: jax.Array, at: jax.Array | None = None) -> jax.Array:
         cfg = self.config
         b, height, width, c = x.shape
         emb = step_embedding(t_frac, cfg.embedding)  # (B, E)
@@ -50,12 +55,17 @@ class ARDMNet(nn.Module):
         for _ in range(cfg.patch_levels):
             h = space_to_depth(h)  # (B, H'/p, W'/p, p^2 2C)
         h = trunk(h, emb, cfg.channels, cfg.channel_mults, cfg.blocks)
+        if at is not None:
+            h = h[0, at[:, 0], at[:, 1]][:, None, None]  # (n, 1, 1, channels)
 
         def head(per_subpixel: int, name: str) -> jax.Array:
-            """(B, H, W, C, per_subpixel) outputs of a 1x1 convolution."""
+            """(B, H, W, C, per_subpixel) outputs of a 1x1 convolution ((n, p, p, C, per_subpixel)
+            with ``at``)."""
             out = nn.Conv(c * per_subpixel * 4**cfg.patch_levels, (1, 1), name=name)(h)
             for _ in range(cfg.patch_levels):
                 out = depth_to_space(out)  # (B, H', W', C per_subpixel)
+            if at is not None:
+                return out.reshape(*out.shape[:3], c, per_subpixel)
             return out[:, :height, :width].reshape(b, height, width, c, per_subpixel)
 
         # Free logits plus a peak -a (x_v - m)^2 over the values' bin centres x_v, a = exp(log a):
@@ -97,6 +107,31 @@ def logits(params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: 
         x, mask = jnp.repeat(x, NET_CHANNELS, axis=-1), jnp.repeat(mask, NET_CHANNELS, axis=-1)
     out = ARDMNet(config).apply({"params": params}, x, mask, jnp.asarray(t, jnp.float32) / d)
     return out.sum(axis=-2, keepdims=True) if gray else out
+
+
+@partial(jax.jit, static_argnums=1)
+def coded_logits(
+    params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: jax.Array, index: jax.Array
+) -> jax.Array:
+    """The rows of ``logits`` for the flat subpixel indices ``index`` (n,) of the one image in k
+    (1, H, W, C): (n, 256), with the heads run only on the trunk cells that hold them. Encoder and
+    decoder call this very function on the same shapes, so they agree bit for bit (the rows may
+    differ from ``logits``' in the last float bits)."""
+    _, height, width, channels = k.shape
+    d = height * width * channels
+    x = jnp.where(known, pixels_to_x(k), 0.0)
+    mask = known.astype(jnp.float32)
+    if channels == 1:
+        x, mask = jnp.repeat(x, NET_CHANNELS, axis=-1), jnp.repeat(mask, NET_CHANNELS, axis=-1)
+    p = 2**config.patch_levels
+    pixel, channel = jnp.divmod(index, channels)
+    row, col = jnp.divmod(pixel, width)
+    cells = jnp.stack([row // p, col // p], axis=-1)
+    out = ARDMNet(config).apply({"params": params}, x, mask, jnp.asarray(t, jnp.float32) / d, cells)
+    blocks = out[jnp.arange(index.size), row % p, col % p]  # (n, 3, 256)
+    if channels == 1:
+        return blocks.sum(axis=1)
+    return jnp.take_along_axis(blocks, channel[:, None, None], axis=1)[:, 0]
 
 
 def subpixel_nll(params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: jax.Array) -> jax.Array:

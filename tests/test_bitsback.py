@@ -105,7 +105,7 @@ def test_any_model_codes_exactly_even_one_that_is_always_wrong(white):
     image = np.zeros((6, 6, 3), np.uint8)
     image[::2, ::3] = 255
     result = bitsback.encode(image, white, steps=3, patch_size=3)
-    assert result.stats.seed_patches < len(result.stats.patches)  # some patches were chained
+    assert result.stats.seed_patches < result.stats.patches  # some patches were chained
     np.testing.assert_array_equal(bitsback.decode(result.data, white), image)
 
 
@@ -127,6 +127,39 @@ def test_two_images_chained_on_one_stack(den):
     assert stack.exhausted()
 
 
+def test_groups_grow_with_the_stack_in_powers_of_two(den):
+    """16 patches: the first coded directly, then groups of at most half as many patches as came
+    before, capped by max_group; a group of edge patches never mixes shapes."""
+    image = smooth_image(8, 32, 3, seed=3)
+    result = bitsback.encode(image, den, steps=STEPS, patch_size=4)
+    assert [(g.patches, g.chained) for g in result.stats.groups] == [
+        (1, False), (1, True), (1, True), (1, True), (2, True), (2, True), (4, True), (4, True)]
+    capped = bitsback.encode(image, den, steps=STEPS, patch_size=4, max_group=2)
+    assert [g.patches for g in capped.stats.groups] == [1, 1, 1, 1, 2, 2, 2, 2, 2, 2]
+    assert bitstreams.read(capped.data).header.params["max_group"] == 2
+    single = bitsback.encode(image, den, steps=STEPS, patch_size=4, max_group=1)
+    assert [g.patches for g in single.stats.groups] == [1] * 16
+    for data in (result.data, capped.data, single.data):
+        np.testing.assert_array_equal(bitsback.decode(data, den), image)
+    odd = smooth_image(7, 34, 3, seed=4)  # patches 8 x (4x4), 4x2 / 8 x (3x4), 3x2
+    odd_result = bitsback.encode(odd, den, steps=STEPS, patch_size=4)
+    assert [g.patches for g in odd_result.stats.groups] == [1, 1, 1, 1, 2, 2, 1, 4, 4, 1]
+    np.testing.assert_array_equal(bitsback.decode(odd_result.data, den), odd)
+
+
+def test_a_group_the_stack_cannot_serve_is_halved(den, monkeypatch):
+    """Asked to try 8 patches from the start, the encoder halves each group until the stack can
+    serve it; the decoder reads the sizes from the stream, not from the encoder's rule."""
+    image = smooth_image(8, 32, 3, seed=3)
+    monkeypatch.setattr(bitsback, "_largest_group", lambda grid, first, max_group: 8 if len(grid) - first >= 8 else 1)
+    result = bitsback.encode(image, den, steps=STEPS, patch_size=4)
+    sizes = [g.patches for g in result.stats.groups]
+    assert sizes[0] == 1 and not result.stats.groups[0].chained
+    assert sum(sizes) == 16 and any(1 < s < 8 for s in sizes)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(bitsback.decode(result.data, den), image)
+
+
 # --- bits accounting -----------------------------------------------------------------------------
 
 
@@ -142,11 +175,11 @@ def test_coded_size_is_the_ideal_cost_within_a_small_margin(stream):
 def test_seed_and_steady_state_are_accounted_separately(stream):
     image, result = stream
     stats = result.stats
-    assert len(stats.patches) == 4 and stats.dims == image.size
-    assert not stats.patches[0].chained  # an empty stack cannot serve the first patch's pops
-    direct = [p for p in stats.patches if not p.chained]
-    chained = [p for p in stats.patches if p.chained]
-    assert chained and stats.seed_patches == len(direct)
+    assert stats.patches == 4 and stats.dims == image.size
+    assert not stats.groups[0].chained  # an empty stack cannot serve the first patch's pops
+    direct = [g for g in stats.groups if not g.chained]
+    chained = [g for g in stats.groups if g.chained]
+    assert chained and stats.seed_patches == len(direct) == sum(g.patches for g in direct)
     assert stats.seed_bits == pytest.approx(sum(p.bits for p in direct))
     assert stats.seed_dims == sum(p.dims for p in direct)
     assert stats.steady_bpd == pytest.approx(sum(p.bits for p in chained) / sum(p.dims for p in chained))
@@ -165,7 +198,7 @@ def test_steady_rate_is_the_t_step_elbo(den):
     seeded = entropy.Stack(words, seal=True)  # initial bits, so that every patch chains
     initial_bits = seeded.num_bits()
     stack, stats = bitsback.push_image(seeded, image, bitsback.Coding.of(naive, steps, 4, 0))
-    assert stats.seed_patches == 0 and len(stats.patches) == 16
+    assert stats.seed_patches == 0 and [g.patches for g in stats.groups] == [1, 1, 1, 1, 2, 2, 4, 4]
     # the stack grew by what was pushed minus what was popped (the seed's bits that pops consumed)
     assert stack.num_bits() - initial_bits == pytest.approx(stats.ideal_bits, abs=64 + 0.01 * stats.ideal_bits)
 
@@ -197,7 +230,7 @@ def test_dithered_pops_sample_q_right_after_a_mismatched_push():
         if kind == "plain":
             q = entropy.gaussian(zeros, np.ones(n), width, 32)
         else:
-            q = bitsback.dithered(zeros, 1.0, width, 32, rng.uniform(size=n))
+            q = bitsback.dithered(zeros, width, bitsback.pop_table(1.0 / width, 32), rng.uniform(size=n))
         samples[kind] = stack.pop(q) * width
     assert samples["plain"].mean() < -0.15  # popped noise eps - 2 for the symbols most coupled
     assert abs(samples["dithered"].mean()) < 0.06 and samples["dithered"].std() == pytest.approx(1.0, abs=0.05)
@@ -206,7 +239,7 @@ def test_dithered_pops_sample_q_right_after_a_mismatched_push():
 def test_dithered_round_trip_and_support():
     rng = np.random.default_rng(1)
     means = rng.normal(size=50) * 3
-    dist = bitsback.dithered(means, 0.7, 0.2, 20, rng.uniform(size=50))
+    dist = bitsback.dithered(means, 0.2, bitsback.pop_table(0.7 / 0.2, 20), rng.uniform(size=50))
     stack = entropy.Stack()
     symbols = np.round(means / 0.2).astype(np.int64) + rng.integers(-20, 21, size=50)
     stack.push(symbols, dist)
@@ -260,10 +293,13 @@ def test_a_lossy_stream_is_refused(den):
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"steps": 4, "image_crc32": 0, "patch_size": 4}, "lacks seed_patches"),
-        ({"steps": 0, "image_crc32": 0, "patch_size": 4, "seed_patches": 1}, "steps"),
-        ({"steps": 4, "image_crc32": 0, "patch_size": 0, "seed_patches": 1}, "patch size"),
-        ({"steps": 4, "image_crc32": 0, "patch_size": 4, "seed_patches": 5}, "seed patches"),
+        ({"steps": 4, "image_crc32": 0, "patch_size": 4, "max_group": 2}, "lacks seed_patches"),
+        ({"steps": 4, "image_crc32": 0, "patch_size": 4, "seed_patches": 1}, "lacks max_group"),
+        ({"steps": 0, "image_crc32": 0, "patch_size": 4, "seed_patches": 1, "max_group": 2}, "steps"),
+        ({"steps": 4, "image_crc32": 0, "patch_size": 0, "seed_patches": 1, "max_group": 2}, "patch size"),
+        ({"steps": 4, "image_crc32": 0, "patch_size": 4, "seed_patches": 5, "max_group": 2}, "seed patches"),
+        ({"steps": 4, "image_crc32": 0, "patch_size": 4, "seed_patches": 1, "max_group": 3}, "power of two"),
+        ({"steps": 4, "image_crc32": 0, "patch_size": 4, "seed_patches": 1, "max_group": 0}, "power of two"),
     ],
 )
 def test_bad_coding_parameters_are_refused(den, stream, params, message):
@@ -298,9 +334,9 @@ def test_golden_stream(white):
     image = smooth_image(3, 6, 3, seed=9)
     result = bitsback.encode(image, white, steps=3, patch_size=3, seed=1)
     data = result.data
-    assert [p.chained for p in result.stats.patches] == [False, True]  # both coders are pinned
+    assert [g.chained for g in result.stats.groups] == [False, True]  # both coders are pinned
     assert hashlib.sha256(data).hexdigest() == GOLDEN_SHA256
     np.testing.assert_array_equal(bitsback.decode(data, white), image)
 
 
-GOLDEN_SHA256 = "d82d7e559826979cf2bf40e0e0bfc200ac2b103a059f2749b6039213f72edb8f"
+GOLDEN_SHA256 = "4fc7366d1417c4d8c5665ab0f520ddc04983f6f9ac31e585075273f926af0718"

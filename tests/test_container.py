@@ -44,7 +44,7 @@ def make_header(mode: Mode = Mode.LOSSY, **changes: object) -> Header:
 def raw_header(
     *,
     magic: bytes = b"DFC",
-    version: int = 1,
+    version: int = bitstreams.VERSION,
     mode: int = 0,
     channels: int = 3,
     size: bytes = b"\x02\x03",
@@ -73,14 +73,14 @@ def table_of(*chunks: bytes) -> bytes:
 GOLDEN_HEADER = make_header(params={"chunk_bits": 300, "steps": 10})
 GOLDEN_CHUNKS = (b"\x01\x02\x03", b"", b"abcd")
 GOLDEN_HEX = (
-    "4446430100030203070474696e79000102030405060702000a01ac0203031d80bc5500000000000411cd82ed"
-    "79d1524901020361626364"
+    "4446430200030203070474696e79000102030405060702000a01ac0203031d80bc5500000000000411cd82ed"
+    "db661baa01020361626364"
 )
 
 
 def test_golden_stream_bytes_are_pinned() -> None:
     data = bitstreams.write(GOLDEN_HEADER, GOLDEN_CHUNKS)
-    assert data.hex() == GOLDEN_HEX, "the v1 byte layout changed: bump VERSION and update docs/"
+    assert data.hex() == GOLDEN_HEX, "the v2 byte layout changed: bump VERSION and update docs/"
 
 
 def test_golden_stream_layout_field_by_field() -> None:
@@ -88,7 +88,7 @@ def test_golden_stream_layout_field_by_field() -> None:
     data = bytes.fromhex(GOLDEN_HEX)
     fields = [
         ("magic", b"DFC"),
-        ("version", b"\x01"),
+        ("version", b"\x02"),
         ("mode lossy", b"\x00"),
         ("channels", b"\x03"),
         ("height 2", b"\x02"),
@@ -110,7 +110,7 @@ def test_golden_stream_layout_field_by_field() -> None:
         assert data[pos : pos + len(expected)] == expected, name
         pos += len(expected)
     (header_crc,) = struct.unpack("<I", data[pos : pos + 4])
-    assert header_crc == zlib.crc32(data[:pos]) == 0x4952D179
+    assert header_crc == zlib.crc32(data[:pos]) == 0xAA1B66DB
     assert data[pos + 4 :] == b"".join(GOLDEN_CHUNKS)
     assert pos + 4 == 48 == bitstreams.header_size(GOLDEN_HEADER, [3, 0, 4])
 
@@ -251,7 +251,8 @@ Corrupt, Unsupported, NotDFC = CorruptStreamError, UnsupportedVersionError, NotA
         (b"PK\x03\x04rest", NotDFC, "missing the 'DFC' magic"),
         (b"dfc\x01", NotDFC, "magic"),
         (raw_header(magic=b"DFX"), NotDFC, "magic"),
-        (raw_header(version=2), Unsupported, "format version 2 is not supported .*version 1"),
+        (raw_header(version=1), Unsupported, "format version 1 is not supported .*version 2"),
+        (raw_header(version=3), Unsupported, "format version 3 is not supported .*version 2"),
         (raw_header(version=0), Unsupported, "format version 0"),
         (raw_header(mode=3), Corrupt, "unknown mode 3 at byte 4"),
         (raw_header(channels=2), Corrupt, "channel count 2 at byte 5 is not 1 or 3"),
@@ -340,7 +341,7 @@ def test_pixel_limit() -> None:
 
 def test_pixel_limit_is_checked_before_the_rest_of_the_header() -> None:
     # a huge size in a stream cut right after it: the limit, not truncation, is reported
-    data = b"DFC\x01\x00\x03" + varint.encode(1 << 40) + varint.encode(1 << 40)
+    data = b"DFC" + bytes([bitstreams.VERSION]) + b"\x00\x03" + varint.encode(1 << 40) + varint.encode(1 << 40)
     err = read_error(data)
     assert type(err) is LimitExceededError
 
