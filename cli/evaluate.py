@@ -118,6 +118,9 @@ def rd(
         "--diffc", help="Only these of diffc's coders, comma-separated: lossy, lossless-vdm, lossless-diffc, "
         "lossless-ardm (needs --model; an ARDM coder needs an ARDM model).", show_default="all of --modes")
     ] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", min=1, help="Images measured at once, each in its own process; the times then "
+        "share the machine.")] = 1,
     force: Annotated[bool, typer.Option("--force", help="Start over in a --out that holds other results.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -156,11 +159,12 @@ def rd(
         "--model": model,
         "--method": method_name,
         "--diffc": diffc_names,
+        "--jobs": None if jobs == 1 else str(jobs),
     })
     try:
-        chosen, notes = codecs.classical(families, mode_list)
-        only = None if diffc_names is None else [n.strip() for n in diffc_names.split(",") if n.strip()]
-        diffc = [] if model is None else codecs.diffc_coders(mode_list, model, methods, only)
+        only = None if diffc_names is None else tuple(n.strip() for n in diffc_names.split(",") if n.strip())
+        selection = codecs.Selection(tuple(families), tuple(mode_list), model, tuple(methods), only)
+        chosen, diffc, notes = selection.build()
         coders: list[codecs.Codec] = [*chosen, *diffc]
         if not coders:
             raise UserError(f"no codec of --codecs {','.join(families)} runs in --modes {','.join(mode_list)}")
@@ -181,7 +185,8 @@ def rd(
         with Progress(*columns, console=Console(stderr=True), disable=quiet) as bar:
             task = bar.add_task("", total=len(images))
             runner.run(results, images, coders, rates, save=save,
-                       progress=lambda label, done: bar.update(task, description=label, completed=done))
+                       progress=lambda label, done: bar.update(task, description=label, completed=done),
+                       jobs=jobs, rebuild=selection.codecs)
         save(results)
         result = analysis.analyse(results)
         write_bytes(out / "results.csv", report.results_csv(results).encode(), force=True)

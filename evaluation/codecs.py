@@ -118,6 +118,28 @@ def diffc_coders(
     return coders
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The codecs a run evaluates, as plain data, so that the worker processes of a parallel run
+    rebuild the very same codecs from it."""
+
+    families: tuple[str, ...]
+    modes: tuple[str, ...]
+    model: str | None = None  # diffc's coders too, with this model
+    methods: tuple[str, ...] = METHODS[:1]
+    only: tuple[str, ...] | None = None  # labels of DIFFC_CODERS
+
+    def build(self) -> tuple[list[Codec], list[DiffcCoder], list[str]]:
+        """(classical codecs, diffc coders, notes on classical codecs skipped)."""
+        chosen, notes = classical(self.families, self.modes)
+        diffc = [] if self.model is None else diffc_coders(self.modes, self.model, self.methods, self.only)
+        return chosen, diffc, notes
+
+    def codecs(self) -> list[Codec]:
+        chosen, diffc, _ = self.build()
+        return [*chosen, *diffc]
+
+
 def _model_family(model: str) -> str | None:
     """The family (vdm, ardm) of the checkpoint ``model`` names; None for ``default`` or a name
     that resolves to none (the coders then report it)."""

@@ -144,6 +144,11 @@ def summary_md(results: dict[str, Any], result: an.Analysis) -> str:
                         [[c.name, _number(c.bits_per_dim, 3), _number(c.encode_s_per_mp, 3),
                           _number(c.decode_s_per_mp, 3)] for c in result.lossless])
         lines.append("")
+    shared = sorted({p["jobs"] for p in results["points"] if p.get("jobs", 1) > 1})
+    if shared:
+        lines += [f"Times of {sum(p.get('jobs', 1) > 1 for p in results['points'])} of the "
+                  f"{len(results['points'])} points were measured with {' or '.join(map(str, shared))} images coded "
+                  "at once (`--jobs`), sharing the machine.", ""]
     lines += ["## Codec settings", ""]
     lines += _table(["codec", "library", "swept", "options"],
                     [[name, s["library"], _swept(s["swept"]), _options(s["options"])]

@@ -8,19 +8,23 @@ The results dict is what results.json holds (schema ``diffc-eval-rd/1``):
 - ``points``: one per (image, codec, target): ``bytes``, ``bpp`` (bits over H * W),
   ``bits_per_dim`` (bits over H * W * C), ``encode_s``, ``decode_s``, ``megapixels``; lossy points
   add ``mse``, ``psnr`` (RGB, dB; null when the decoded image is identical) and ``ms_ssim``.
-  Lossless points are checked to decode exactly.
+  Lossless points are checked to decode exactly. A point timed while other images were measured
+  in parallel says how many at once in ``jobs``.
 
 A run that finds results of the same settings and versions skips every (image, codec) pair they
-already hold; the caller saves the dict after each pair, so an interruption loses one pair at most.
+already hold; the caller saves the dict after each pair (each image, in a parallel run), so an
+interruption loses one pair (one image per process) at most.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -127,6 +131,20 @@ def measure(codec: Codec, image: EvalImage, target: Target) -> dict[str, Any]:
     return point
 
 
+def _missing(results: dict[str, Any], images: Sequence[EvalImage], codecs: Sequence[Codec]) -> list[tuple[int, list[str]]]:
+    """(image index, names of the codecs it still lacks) for every image that lacks any."""
+    done = {(p["image"], p["codec"]) for p in results["points"]}
+    todo = [(i, [c.name for c in codecs if (image.name, c.name) not in done]) for i, image in enumerate(images)]
+    return [(i, names) for i, names in todo if names]
+
+
+def _sort_points(results: dict[str, Any], images: Sequence[EvalImage], codecs: Sequence[Codec]) -> None:
+    """Points in image order, then codec order (targets keep their order), however they arrived."""
+    image_rank = {image.name: i for i, image in enumerate(images)}
+    codec_rank = {codec.name: i for i, codec in enumerate(codecs)}
+    results["points"].sort(key=lambda p: (image_rank.get(p["image"], -1), codec_rank.get(p["codec"], -1)))
+
+
 def run(
     results: dict[str, Any],
     images: Sequence[EvalImage],
@@ -135,15 +153,67 @@ def run(
     *,
     save: Callable[[dict[str, Any]], None],
     progress: Callable[[str, int], None],
+    jobs: int = 1,
+    rebuild: Callable[[], Sequence[Codec]] | None = None,
 ) -> None:
     """Measure every (image, codec) pair that ``results`` lacks, appending its points and calling
-    ``save(results)`` after each pair. ``progress(label, images_done)`` tells what runs now."""
-    done = {(p["image"], p["codec"]) for p in results["points"]}
-    for index, image in enumerate(images):
-        for codec in codecs:
-            if (image.name, codec.name) in done:
-                continue
-            progress(f"{image.name} {codec.name}", index)
-            results["points"] += [measure(codec, image, target) for target in codec.targets(bpps)]
-            save(results)
-        progress(image.name, index + 1)
+    ``save(results)`` after each pair. ``progress(label, images_done)`` tells what runs now.
+
+    With ``jobs`` > 1, that many worker processes measure an image each at a time; each worker
+    builds its codecs with ``rebuild`` (picklable; it must give the codecs of ``codecs``' names),
+    and ``save`` follows each image."""
+    todo = _missing(results, images, codecs)
+    if jobs > 1 and len(todo) > 1:
+        if rebuild is None:
+            raise ValueError("a parallel run needs rebuild, to make its codecs in the workers")
+        _run_parallel(results, images, todo, bpps, save, progress, jobs, rebuild)
+    else:
+        by_name = {codec.name: codec for codec in codecs}
+        for index, names in todo:
+            for name in names:
+                progress(f"{images[index].name} {name}", index)
+                results["points"] += [measure(by_name[name], images[index], t) for t in by_name[name].targets(bpps)]
+                save(results)
+            progress(images[index].name, index + 1)
+    _sort_points(results, images, codecs)
+
+
+def _run_parallel(
+    results: dict[str, Any], images: Sequence[EvalImage], todo: list[tuple[int, list[str]]], bpps: Sequence[float],
+    save: Callable[[dict[str, Any]], None], progress: Callable[[str, int], None], jobs: int,
+    rebuild: Callable[[], Sequence[Codec]],
+) -> None:
+    """``run``'s missing images over ``jobs`` spawned processes (JAX does not survive a fork); on
+    an accelerator they share it, allocating as they go."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    context = multiprocessing.get_context("spawn")
+    finished = len(images) - len(todo)
+    progress(f"{len(todo)} images in {jobs} processes", finished)
+    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=context, initializer=_start_worker,
+                             initargs=(rebuild,)) as pool:
+        futures = {pool.submit(_measure_image, images[i], names, tuple(bpps), jobs): i for i, names in todo}
+        try:
+            for future in as_completed(futures):
+                results["points"] += future.result()
+                save(results)
+                finished += 1
+                progress(images[futures[future]].name, finished)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+
+
+_WORKER_CODECS: dict[str, Codec] = {}
+
+
+def _start_worker(rebuild: Callable[[], Sequence[Codec]]) -> None:
+    _WORKER_CODECS.update((codec.name, codec) for codec in rebuild())
+
+
+def _measure_image(image: EvalImage, names: Sequence[str], bpps: Sequence[float], jobs: int) -> list[dict[str, Any]]:
+    """In a worker: the points of ``image`` under the codecs ``names``, marked with ``jobs``."""
+    points = []
+    for name in names:
+        codec = _WORKER_CODECS[name]
+        points += [{**measure(codec, image, t), "jobs": jobs} for t in codec.targets(bpps)]
+    return points

@@ -263,7 +263,7 @@ def test_lossless_evaluation_codes_both_diffc_streams_exactly_beside_png(tmp_pat
     data = tiny_set(tmp_path / "tiny-set")
     out = tmp_path / "out"
     args = ["eval", "rd", "--data", str(data), "--out", str(out), "--modes", "lossless", "--codecs", "png",
-            "--model", str(tmp_path / "tiny.json"), "--quiet"]
+            "--model", str(tmp_path / "tiny.json"), "--jobs", "2", "--quiet"]  # diffc's coders in workers too
     assert main(args) == 0
     points = {(p["codec"], p["image"]): p for p in load(out / "results.json")["points"]}
     assert {c for c, _ in points} == {"png", "diffc-lossless-vdm", "diffc-lossless-diffc"}
@@ -315,3 +315,19 @@ def test_several_methods_decode_each_lossy_stream_encoded_once(tmp_path, monkeyp
         assert f["psnr"] != m["psnr"]
     assert results["settings"]["method"] == "flow,mean"
     assert "--method flow,mean" in results["command"]
+
+
+def test_a_parallel_run_measures_what_the_sequential_run_does(tiny_run, tmp_path):
+    """Two worker processes, one image each at a time: the same points in the same order (only
+    the times differ), each marked with how many images were measured at once."""
+    data, out, _ = tiny_run
+    parallel = tmp_path / "parallel"
+    assert main(["eval", "rd", "--data", str(data), "--out", str(parallel), "--bpp", "2,3", "--jobs", "2", "--quiet"]) == 0
+    sequential, results = load(out / "results.json"), load(parallel / "results.json")
+    fields = ("image", "codec", "target", "bytes", "psnr", "ms_ssim")
+    assert [[p.get(f) for f in fields] for p in results["points"]] == [[p.get(f) for f in fields] for p in sequential["points"]]
+    assert {p["jobs"] for p in results["points"]} == {2} and "jobs" not in sequential["points"][0]
+    assert "--jobs 2" in results["command"]
+    summary = (parallel / "summary.md").read_text()
+    assert f"Times of {len(results['points'])} of the {len(results['points'])} points were measured with 2 images" in summary
+    assert summary.split("## Codec settings")[1] == (out / "summary.md").read_text().split("## Codec settings")[1]
