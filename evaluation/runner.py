@@ -4,7 +4,8 @@ The results dict is what results.json holds (schema ``diffc-eval-rd/1``):
 
 - ``command``: the command line that made it; ``settings``: the images (name, size, SHA-256 of
   the file), crop, limit, target rates, modes, model, method and each codec's settings;
-  ``versions``: diffc, numpy, scipy, the model card hash and the codec libraries; ``notes``.
+  ``versions``: diffc, the stream format, numpy, scipy, the model card hash and the codec
+  libraries; ``notes``.
 - ``points``: one per (image, codec, target): ``bytes``, ``bpp`` (bits over H * W),
   ``bits_per_dim`` (bits over H * W * C), ``encode_s``, ``decode_s``, ``megapixels``; lossy points
   add ``mse``, ``psnr`` (RGB, dB; null when the decoded image is identical) and ``ms_ssim``.
@@ -34,6 +35,7 @@ import numpy as np
 import scipy
 from PIL import Image, UnidentifiedImageError
 
+from diffc import bitstreams
 from diffc.evaluation import metrics
 from diffc.evaluation.codecs import Codec, Target, library_versions
 from diffc.evaluation.errors import EvaluationError
@@ -84,9 +86,11 @@ def load_image(path: Path, crop: int | None = None) -> EvalImage:
 
 
 def software_versions(model_card_hash: str | None) -> dict[str, Any]:
-    """What the numbers depend on besides the settings: diffc, the model, the libraries."""
-    return {"diffc": version("diffc"), "model_card_hash": model_card_hash, "numpy": np.__version__,
-            "scipy": scipy.__version__, **library_versions(), "cpu": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+    """What the numbers depend on besides the settings: diffc and its stream format (the package's
+    version alone does not move with every change of a coder), the model, the libraries."""
+    return {"diffc": version("diffc"), "dfc_format": bitstreams.VERSION, "model_card_hash": model_card_hash,
+            "numpy": np.__version__, "scipy": scipy.__version__, **library_versions(),
+            "cpu": f"{platform.machine()}, {os.cpu_count()} CPUs"}
 
 
 def new_results(command: str, settings: dict[str, Any], versions: dict[str, Any], notes: Sequence[str]) -> dict[str, Any]:
