@@ -51,7 +51,9 @@ class Codec(Protocol):
 class DiffcCoder(Codec, Protocol):
     """A diffc mode as a codec; it also names the model it codes with. A coder that hands back a
     stream it encoded before (the lossy coder, decoded several ways) sets ``encode_seconds`` to the
-    time that encoding took, and the runner records it as the encode time."""
+    time that encoding took, and the runner records it as the encode time; facts of the encoding
+    it sets in ``encode_facts`` (the lossy coder: the sum of its steps' KL, ``kl_bits``, and the
+    steps) join the point."""
 
     model_card_hash: str
 

@@ -24,22 +24,22 @@ DECODE_STEPS = 16
 
 @dataclass
 class StreamMemo:
-    """The streams of the image in hand, by (model, settings, target), with the seconds each took to
-    encode; an image with another digest clears it, so it holds one image's streams at most."""
+    """The encodings of the image in hand, by (model, settings, target), with the seconds each took;
+    an image with another digest clears it, so it holds one image's encodings at most."""
 
     digest: str = ""
-    streams: dict[tuple[Any, ...], tuple[bytes, float]] = field(default_factory=dict)
+    results: dict[tuple[Any, ...], tuple[lossy.EncodeResult, float]] = field(default_factory=dict)
 
-    def encode(self, image: np.ndarray, key: tuple[Any, ...], encode: Any) -> tuple[bytes, float]:
-        """The stream of ``image`` under ``key``, made by ``encode()`` unless already made."""
+    def encode(self, image: np.ndarray, key: tuple[Any, ...], encode: Any) -> tuple[lossy.EncodeResult, float]:
+        """The encoding of ``image`` under ``key``, made by ``encode()`` unless already made."""
         digest = hashlib.sha256(image.tobytes() + repr(image.shape).encode()).hexdigest()
         if digest != self.digest:
-            self.digest, self.streams = digest, {}
-        if key not in self.streams:
+            self.digest, self.results = digest, {}
+        if key not in self.results:
             start = time.perf_counter()
-            data = encode()
-            self.streams[key] = (data, time.perf_counter() - start)
-        return self.streams[key]
+            result = encode()
+            self.results[key] = (result, time.perf_counter() - start)
+        return self.results[key]
 
 
 LOSSY_STREAMS = StreamMemo()
@@ -63,10 +63,11 @@ class LossyCoder:
         return (None,) if self.lossless else (*bpps, 1.5 * max(bpps))
 
     def encode(self, image: np.ndarray, target: Target) -> bytes:
-        data, self.encode_seconds = LOSSY_STREAMS.encode(
+        result, self.encode_seconds = LOSSY_STREAMS.encode(
             image, (self.den.weights_sha256, self.config, target),
-            lambda: lossy.encode(image, self.den, bpp=target, config=self.config).data)
-        return data
+            lambda: lossy.encode(image, self.den, bpp=target, config=self.config))
+        self.encode_facts = {"kl_bits": result.kl_bits, "steps": len(result.steps)}
+        return result.data
 
     def decode(self, data: bytes) -> np.ndarray:
         latent = lossy.decode_latent(data, self.den)

@@ -15,7 +15,7 @@ from diffc.evaluation.errors import require
 from diffc.evaluation.metrics import MS_SSIM_WEIGHTS
 
 CSV_COLUMNS = ("image", "codec", "lossless", "target", "bytes", "bpp", "bits_per_dim", "psnr", "ms_ssim", "mse",
-               "encode_s", "decode_s", "megapixels")
+               "encode_s", "decode_s", "megapixels", "kl_bits", "steps", "jobs")
 
 
 def _json(value: Any, depth: int) -> str:
@@ -113,6 +113,22 @@ def _model_line(settings: dict[str, Any], versions: dict[str, Any]) -> str:
             f"reconstruction `{settings['method']}`.")
 
 
+def _overhead(results: dict[str, Any], bpps: Sequence[float]) -> list[str]:
+    """The reverse channel coding overhead of diffc's lossy points: coded bits (header and side
+    information included) over the sum of the steps' KL, the mean over images at each target."""
+    points = [p for p in results["points"] if p.get("kl_bits") and p["target"] in bpps]
+    codecs = list(dict.fromkeys(p["codec"] for p in points))
+    if not codecs:
+        return []
+    rows = []
+    for codec in codecs:
+        ratios = [[8 * p["bytes"] / p["kl_bits"] for p in points if p["codec"] == codec and p["target"] == b] for b in bpps]
+        rows.append([codec] + [_number(sum(r) / len(r), 3) if r else "-" for r in ratios])
+    return ["", "## Reverse channel coding overhead", "",
+            "Coded bits (the whole stream) over the sum of the steps' KL, mean over the images at each target.", "",
+            *_table(["codec"] + [f"{b:g} bpp" for b in bpps], rows)]
+
+
 def summary_md(results: dict[str, Any], result: an.Analysis) -> str:
     """summary.md: the tables README shows, how they were made, and the command that made them."""
     settings, bpps = results["settings"], result.bpps
@@ -134,6 +150,7 @@ def summary_md(results: dict[str, Any], result: an.Analysis) -> str:
                   f"{max(bpps):g} bpp: negative means the row needs fewer bits.", ""]
         lines += _table(["codec"] + [f"vs {n}" for n in names],
                         [[t] + ["" if t == a else _number(bd[t, a], 1, sign=True) for a in names] for t in names])
+        lines += _overhead(results, bpps)
         lines += ["", "## Speed of the lossy codecs", "", "Seconds per megapixel, over every point of the sweep.", ""]
         lines += _table(["codec", "encode s/MP", "decode s/MP"],
                         [[c.name, _number(c.encode_s_per_mp, 3), _number(c.decode_s_per_mp, 3)] for c in result.lossy])

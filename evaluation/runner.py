@@ -7,8 +7,9 @@ The results dict is what results.json holds (schema ``diffc-eval-rd/1``):
   ``versions``: diffc, the stream format, numpy, scipy, the model card hash and the codec
   libraries; ``notes``.
 - ``points``: one per (image, codec, target): ``bytes``, ``bpp`` (bits over H * W),
-  ``bits_per_dim`` (bits over H * W * C), ``encode_s``, ``decode_s``, ``megapixels``; lossy points
-  add ``mse``, ``psnr`` (RGB, dB; null when the decoded image is identical) and ``ms_ssim``.
+  ``bits_per_dim`` (bits over H * W * C), ``encode_s``, ``decode_s``, ``megapixels``, the facts a
+  diffc coder adds (lossy: ``kl_bits``, ``steps``); lossy points add ``mse``, ``psnr`` (RGB,
+  dB; null when the decoded image is identical) and ``ms_ssim``.
   Lossless points are checked to decode exactly. A point timed while other images were measured
   in parallel says how many at once in ``jobs``.
 
@@ -124,7 +125,8 @@ def measure(codec: Codec, image: EvalImage, target: Target) -> dict[str, Any]:
     bits = 8 * len(data)
     point = {"image": image.name, "codec": codec.name, "lossless": codec.lossless, "target": target,
              "bytes": len(data), "bpp": bits / (h * w), "bits_per_dim": bits / (h * w * c),
-             "encode_s": encode_s, "decode_s": decode_s, "megapixels": h * w / 1e6}
+             "encode_s": encode_s, "decode_s": decode_s, "megapixels": h * w / 1e6,
+             **getattr(codec, "encode_facts", {})}
     if codec.lossless:
         if not np.array_equal(decoded, image.pixels):
             raise EvaluationError(f"{codec.name} did not decode {image.name} exactly; it is not lossless")

@@ -311,8 +311,11 @@ def test_several_methods_decode_each_lossy_stream_encoded_once(tmp_path, monkeyp
     flow, mean = ([p for p in results["points"] if p["codec"] == name] for name in ("diffc-flow", "diffc-mean"))
     assert len(encodes) == len(flow) == len(mean) == 2  # the target and one above it, each encoded once
     for f, m in zip(flow, mean):
-        assert (f["target"], f["bytes"], f["encode_s"]) == (m["target"], m["bytes"], m["encode_s"])
-        assert f["psnr"] != m["psnr"]
+        assert (f["target"], f["bytes"], f["encode_s"], f["kl_bits"]) == (m["target"], m["bytes"], m["encode_s"], m["kl_bits"])
+        assert f["psnr"] != m["psnr"] and f["kl_bits"] > 0 and f["steps"] >= 1
+    summary = (out / "summary.md").read_text()
+    ratio = 8 * flow[0]["bytes"] / flow[0]["kl_bits"]  # one image: the mean is its ratio
+    assert "## Reverse channel coding overhead" in summary and f"| diffc-flow | {ratio:.3f} |" in summary
     assert results["settings"]["method"] == "flow,mean"
     assert "--method flow,mean" in results["command"]
 
