@@ -3,8 +3,8 @@
 The D subpixels of an image (D = H W C; C = 1 for grayscale) are coded in an order sigma drawn from
 the header's seed (``order``), in the network calls of a plan (``ardm_plan.plan``, at most
 ``steps`` calls): the call at step s sees the subpixels of rank < s - 1 (``models.ardm.coded_logits``,
-one call over the whole image, its heads run only where the call codes) and codes those of rank s - 1 .. e - 2, e being the next call's step,
-each with its own categorical over 256 values. The stream costs the model's -log2 p(x) under that
+one call over the whole image, its heads run only where the call codes) and codes those of rank
+s - 1 .. e - 2, e being the next call's step, each with its own categorical over 256 values. The stream costs the model's -log2 p(x) under that
 order and plan (``models.ardm.plan_nll``) plus the rANS overhead: no bits-back, each image is its
 own stream.
 
@@ -43,7 +43,6 @@ from diffc.codec.images import as_image, check_crc32, image_crc32
 from diffc.codec.result import StreamSize
 from diffc.models import ardm, checkpoint, registry
 from diffc.models.configs import ARDMConfig
-from diffc.models.vdm import VOCAB
 
 DEFAULT_STEPS = 50  # the knee on this CPU with ardm-small: docs/ardm.md
 MAX_STEPS = 4096  # a decoder refuses more

@@ -24,13 +24,14 @@ Dithered pops. Right after a push, the bits on top of the stack are tied to the 
 pushed, so a plain pop would not sample q (``Dithered``); each pop's table is rotated by shared
 randomness from the header's seed, which makes its samples follow q whatever the stack holds. A
 pop's mean is rounded to 1/256 of a bin, so that its table is a row of one precomputed per latent
-(``PopTable``); encoder and decoder round alike, so the rounding only moves q by std/512 at most.
+(``PopTable``); encoder and decoder round alike, and the rounding moves q by 1/512 of a bin at
+most (a bin is at most half a std).
 
 Seeding and groups. A single image pays its own initial bits: it is cut into ``patch_size``
 squares coded in raster order on one stack. Consecutive patches of one shape are chained together
 as a group, one network call per step for the whole group, and a group needs about one step's pops
-for all its patches beneath it; so groups grow as the stack does, each at most as many patches as
-were coded before it, in powers of two up to ``max_group``. A group the stack cannot serve (its pops
+for all its patches beneath it; so groups grow as the stack does, each at most half as many
+patches as were coded before it, in powers of two up to ``max_group``. A group the stack cannot serve (its pops
 run dry) is halved; a single patch it cannot serve is coded directly: row by row, each pixel with a
 Laplace around the smoothed pixels above it, its scale fitted per patch. After each group a flag
 says which coder it used and, for a chained group, the log2 of its size. The first patch is always
@@ -43,6 +44,7 @@ and a CRC-32 of the image, all checked by the decoder.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -67,7 +69,7 @@ DEFAULT_PATCH = 32
 # patches per group at most: a power of two. 128 patches of 32 x 32 make a network call on 131,072
 # pixels (about a third of a Kodak image), so memory stays that of a small image.
 DEFAULT_MAX_GROUP = 128
-MAX_GROUP_LIMIT = 1 << 16  # a decoder refuses more
+MAX_GROUP_LIMIT = 1 << 12  # a decoder refuses more
 MAX_STEPS = 4096  # a decoder refuses more
 # bins per std of the narrower of a latent's two distributions: 2 ** GRID_BITS. Measured against
 # the exact T-step ELBO (T = 500, network-free model): +0.035 bits/dim with 1 bin per std, +0.007
@@ -155,7 +157,6 @@ class Coding:
     patch_size: int
     max_group: int
     seed: int
-    pop_tables: tuple[PopTable, ...]  # of z_0 .. z_T
 
     @classmethod
     def of(cls, den: Denoiser, steps: int, patch_size: int, seed: int, max_group: int = DEFAULT_MAX_GROUP) -> Coding:
@@ -165,10 +166,13 @@ class Coding:
             raise ValueError(f"the largest group must be a power of two in [1, {MAX_GROUP_LIMIT}], not {max_group}")
         if not 0 <= seed < 1 << 32:
             raise ValueError(f"seed must be a 32-bit unsigned integer, not {seed}")
-        chain = plan_chain(time_grid(den, steps))
-        tables = tuple(pop_table(std / width, int(radius))
-                       for std, width, radius in zip(chain.pop_stds, chain.widths, chain.pop_radii))
-        return cls(den, chain, patch_size, max_group, seed, tables)
+        return cls(den, plan_chain(time_grid(den, steps)), patch_size, max_group, seed)
+
+    def pop_table(self, i: int) -> PopTable:
+        """The ``PopTable`` of latent i's pops, made when first needed (about 0.1 ms; a decoder
+        builds none before the stream's data asks for them)."""
+        chain = self.chain
+        return pop_table(float(chain.pop_stds[i] / chain.widths[i]), int(chain.pop_radii[i]))
 
     def push_group_size(self, stack: entropy.Stack, count: int) -> None:
         """Push log2 of a chained group's size, uniform over 0 .. log2(max_group) (nothing if 0)."""
@@ -237,6 +241,7 @@ class PopTable:
     radius: int
 
 
+@functools.lru_cache(maxsize=256)
 def pop_table(std_bins: float, radius: int) -> PopTable:
     """The ``PopTable`` of a pop of std ``std_bins`` bins spanning +-``radius`` bins."""
     offsets = np.arange(OFFSET_STEPS + 1) / OFFSET_STEPS - 0.5
@@ -262,16 +267,18 @@ def dithered(means: np.ndarray, bin_width: float, table: PopTable, u: np.ndarray
 
 
 def _dither(coding: Coding, patch: int, i: int, n: int) -> np.ndarray:
-    """Shared uniforms in [0, 1) for the pop of latent i of the group from patch number ``patch``
-    (numpy's PCG64 seeded with the stream's seed, the patch and i)."""
-    return np.random.default_rng([coding.seed, patch, i]).random(n)
+    """Shared uniforms in [0, 1) for the pop of latent i of the group from patch number ``patch``:
+    the top 53 bits of raw words of numpy's PCG64 seeded with (seed, patch, i) through its
+    SeedSequence, both fixed by their algorithms (``Generator`` methods are not)."""
+    words = np.random.PCG64([coding.seed, patch, i]).random_raw(n)
+    return (words >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def _data_posterior(coding: Coding, patch: int, x: np.ndarray) -> Dithered:
     """q(z_0 | x) = N(alpha_0 x, sigma_0^2 I) (VDM eq. 1), x the (k, h, w, 3) float64 patches."""
     chain = coding.chain
     u = _dither(coding, patch, 0, x.size)
-    return dithered(chain.alphas[0] * x.reshape(-1), chain.widths[0], coding.pop_tables[0], u)
+    return dithered(chain.alphas[0] * x.reshape(-1), chain.widths[0], coding.pop_table(0), u)
 
 
 def _forward(coding: Coding, patch: int, i: int, z_prev: np.ndarray) -> Dithered:
@@ -279,7 +286,7 @@ def _forward(coding: Coding, patch: int, i: int, z_prev: np.ndarray) -> Dithered
     chain = coding.chain
     means = chain.alphas[i] / chain.alphas[i - 1] * (z_prev.reshape(-1) * chain.widths[i - 1])
     u = _dither(coding, patch, i, z_prev.size)
-    return dithered(means, chain.widths[i], coding.pop_tables[i], u)
+    return dithered(means, chain.widths[i], coding.pop_table(i), u)
 
 
 def _model(den: Denoiser, chain: Chain, i: int, z: np.ndarray) -> entropy.Gaussian:

@@ -114,7 +114,7 @@ class LosslessCoder:
     def settings(self) -> dict[str, Any]:
         options = {"steps": self.job.steps}
         if self.prior == "vdm":
-            options["patch_size"] = bitsback.DEFAULT_PATCH
+            options.update(patch_size=bitsback.DEFAULT_PATCH, max_group=bitsback.DEFAULT_MAX_GROUP)
         return {"library": f"diffc {self.job.title} ({self.job.model.name})", "swept": None, "options": options}
 
 

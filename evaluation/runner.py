@@ -189,35 +189,49 @@ def _run_parallel(
     save: Callable[[dict[str, Any]], None], progress: Callable[[str, int], None], jobs: int,
     rebuild: Callable[[], Sequence[Codec]],
 ) -> None:
-    """``run``'s missing images over ``jobs`` spawned processes (JAX does not survive a fork); on
-    an accelerator they share it, allocating as they go."""
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    context = multiprocessing.get_context("spawn")
+    """``run``'s missing images over ``jobs`` spawned processes (JAX does not survive a fork). When
+    an image fails, the images not yet started are dropped, those under way are finished and kept,
+    and the failure is raised as an ``EvaluationError`` that names the image."""
+    workers = min(jobs, len(todo))
     finished = len(images) - len(todo)
-    progress(f"{len(todo)} images in {jobs} processes", finished)
-    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=context, initializer=_start_worker,
+    progress(f"{len(todo)} images in {workers} processes", finished)
+    failure: tuple[str, BaseException] | None = None
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                              initargs=(rebuild,)) as pool:
-        futures = {pool.submit(_measure_image, images[i], names, tuple(bpps), jobs): i for i, names in todo}
-        try:
-            for future in as_completed(futures):
-                results["points"] += future.result()
-                save(results)
-                finished += 1
-                progress(images[futures[future]].name, finished)
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
-            raise
+        futures = {pool.submit(_measure_image, images[i], names, tuple(bpps), workers): i for i, names in todo}
+        for future in as_completed(futures):
+            name = images[futures[future]].name
+            try:
+                points = future.result()
+            except Exception as exc:  # the worker's error, or a pool broken by a dead worker
+                if failure is None:
+                    failure = (name, exc)
+                    for other in futures:
+                        other.cancel()
+                continue
+            results["points"] += points
+            save(results)
+            finished += 1
+            progress(name, finished)
+    if failure is not None:
+        name, exc = failure
+        if isinstance(exc, EvaluationError):
+            raise exc
+        raise EvaluationError(f"measuring {name} failed in a worker process: {type(exc).__name__}: {exc}") from exc
 
 
 _WORKER_CODECS: dict[str, Codec] = {}
 
 
 def _start_worker(rebuild: Callable[[], Sequence[Codec]]) -> None:
+    """Build a worker's codecs; workers on one accelerator share it, so each allocates as it goes."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     _WORKER_CODECS.update((codec.name, codec) for codec in rebuild())
 
 
 def _measure_image(image: EvalImage, names: Sequence[str], bpps: Sequence[float], jobs: int) -> list[dict[str, Any]]:
-    """In a worker: the points of ``image`` under the codecs ``names``, marked with ``jobs``."""
+    """In a worker: the points of ``image`` under the codecs ``names``, marked with ``jobs``, the
+    number of worker processes."""
     points = []
     for name in names:
         codec = _WORKER_CODECS[name]

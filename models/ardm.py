@@ -99,14 +99,19 @@ def logits(params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: 
     Values of k where ``known`` is false are never read. The coders call this very function, so
     encoder and decoder run one compiled program.
     """
-    d = math.prod(k.shape[1:])
+    x, mask, t_frac = _inputs(k, known, t)
+    out = ARDMNet(config).apply({"params": params}, x, mask, t_frac)
+    return out.sum(axis=-2, keepdims=True) if k.shape[-1] == 1 else out
+
+
+def _inputs(k: jax.Array, known: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The network's inputs for 8-bit values k (B, H, W, C), known (B, H, W, C) and the step t (B,):
+    x (0 where unknown) and the mask on three channels (grayscale repeated), and t / D."""
     x = jnp.where(known, pixels_to_x(k), 0.0)
     mask = known.astype(jnp.float32)
-    gray = k.shape[-1] == 1
-    if gray:
+    if k.shape[-1] == 1:
         x, mask = jnp.repeat(x, NET_CHANNELS, axis=-1), jnp.repeat(mask, NET_CHANNELS, axis=-1)
-    out = ARDMNet(config).apply({"params": params}, x, mask, jnp.asarray(t, jnp.float32) / d)
-    return out.sum(axis=-2, keepdims=True) if gray else out
+    return x, mask, jnp.asarray(t, jnp.float32) / math.prod(k.shape[1:])
 
 
 @partial(jax.jit, static_argnums=1)
@@ -117,17 +122,14 @@ def coded_logits(
     (1, H, W, C): (n, 256), with the heads run only on the trunk cells that hold them. Encoder and
     decoder call this very function on the same shapes, so they agree bit for bit (the rows may
     differ from ``logits``' in the last float bits)."""
-    _, height, width, channels = k.shape
-    d = height * width * channels
-    x = jnp.where(known, pixels_to_x(k), 0.0)
-    mask = known.astype(jnp.float32)
-    if channels == 1:
-        x, mask = jnp.repeat(x, NET_CHANNELS, axis=-1), jnp.repeat(mask, NET_CHANNELS, axis=-1)
+    batch, height, width, channels = k.shape
+    if batch != 1:
+        raise ValueError(f"coded_logits takes one image, not {batch}")
     p = 2**config.patch_levels
     pixel, channel = jnp.divmod(index, channels)
     row, col = jnp.divmod(pixel, width)
     cells = jnp.stack([row // p, col // p], axis=-1)
-    out = ARDMNet(config).apply({"params": params}, x, mask, jnp.asarray(t, jnp.float32) / d, cells)
+    out = ARDMNet(config).apply({"params": params}, *_inputs(k, known, t), cells)
     blocks = out[jnp.arange(index.size), row % p, col % p]  # (n, 3, 256)
     if channels == 1:
         return blocks.sum(axis=1)

@@ -236,6 +236,39 @@ def test_dithered_pops_sample_q_right_after_a_mismatched_push():
     assert abs(samples["dithered"].mean()) < 0.06 and samples["dithered"].std() == pytest.approx(1.0, abs=0.05)
 
 
+def test_dither_values_are_pinned(den):
+    """The shared uniforms are part of the format: raw PCG64 words of (seed, patch, i), top 53 bits."""
+    coding = bitsback.Coding.of(den, STEPS, 4, seed=7)
+    u = bitsback._dither(coding, 3, 2, 4)
+    words = np.random.PCG64([7, 3, 2]).random_raw(4)
+    np.testing.assert_array_equal(u, (words >> np.uint64(11)) / 2.0**53)
+    assert np.all((0 <= u) & (u < 1))
+
+
+def test_means_on_half_bins_use_the_end_rows_of_the_table():
+    """Offsets of exactly -1/2 and +1/2 bin round to the table's first and last rows; both decode."""
+    table = bitsback.pop_table(2.0, 12)
+    means = np.array([0.5, -0.5, 1.5, 2.0]) * 0.1  # in values, bins of 0.1
+    dist = bitsback.dithered(means, 0.1, table, np.array([0.1, 0.5, 0.9, 0.3]))
+    stack = entropy.Stack()
+    symbols = np.array([0, -1, 3, 2])
+    stack.push(symbols, dist)
+    np.testing.assert_array_equal(entropy.Stack.from_bytes(stack.to_bytes()).pop(dist), symbols)
+    assert table.masses.shape == (bitsback.OFFSET_STEPS + 1, 25)
+
+
+def test_a_group_that_does_not_fit_is_refused(den):
+    """A chained group's size comes from the stream: one that reaches before the first patch, or
+    that would mix patch shapes, is an error, not a wrong image."""
+    coding = bitsback.Coding.of(den, STEPS, 4, 0, max_group=8)
+    for shape, size in [((8, 8, 3), 8), ((7, 10, 3), 2)]:  # 4 patches < 8; the last two are 3x4 and 3x2
+        stack = entropy.Stack()
+        coding.push_group_size(stack, size)
+        stack.push(np.array([1]), bitsback._FLAG)
+        with pytest.raises(entropy.EntropyCodingError, match="does not fit"):
+            bitsback.pop_image(stack, shape, coding)
+
+
 def test_dithered_round_trip_and_support():
     rng = np.random.default_rng(1)
     means = rng.normal(size=50) * 3

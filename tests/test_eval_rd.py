@@ -334,3 +334,22 @@ def test_a_parallel_run_measures_what_the_sequential_run_does(tiny_run, tmp_path
     summary = (parallel / "summary.md").read_text()
     assert f"Times of {len(results['points'])} of the {len(results['points'])} points were measured with 2 images" in summary
     assert summary.split("## Codec settings")[1] == (out / "summary.md").read_text().split("## Codec settings")[1]
+
+
+def test_a_failing_image_in_a_parallel_run_is_reported_and_the_others_kept():
+    import functools
+
+    import helpers
+
+    from diffc.evaluation.errors import EvaluationError
+
+    images = [runner.EvalImage("fine", np.zeros((8, 8, 3), np.uint8), "0"),
+              runner.EvalImage("tall", np.full((9, 8, 3), 7, np.uint8), "1")]
+    rebuild = functools.partial(helpers.raw_codecs, 9)
+    results = runner.new_results("test", {}, {}, [])
+    saved = []
+    with pytest.raises(EvaluationError, match="measuring tall failed in a worker process: ValueError: cannot code 9 rows"):
+        runner.run(results, images, rebuild(), [1.0], save=lambda r: saved.append(len(r["points"])),
+                   progress=lambda label, done: None, jobs=2, rebuild=rebuild)
+    assert [(p["image"], p["jobs"], p["bytes"]) for p in results["points"]] == [("fine", 2, 2 + 8 * 8 * 3)]
+    assert saved == [1]
