@@ -38,15 +38,13 @@ class ARDMNet(nn.Module):
     """Logits (B, H, W, 3, 256) from known values x (B, H, W, 3) in [-1, 1] (0 where unknown), the
     mask (B, H, W, 3) of known subpixels (1.0 known) and t / D (B,); any H and W.
 
-    With ``at`` (n, 2), the rows and columns of n cells of the trunk's grid (each a p x p block of
-    pixels, p = 2^patch_levels) in the first image, the heads run on those cells only and the
-    output is their blocks' logits (n, p, p, 3, 256): the coder needs a few subpixels a call, and
-    the heads are about a third of the network's work."""
+    With ``features_only``, the trunk's output (B, H'/p, W'/p, channels) instead, p = 2^patch_levels:
+    ``coded_logits`` runs the heads on the few cells a coder's call needs (``_cell_logits``)."""
 
     config: ARDMConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, mask: jax.Array, t_frac: jax.Array, at: jax.Array | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, mask: jax.Array, t_frac: jax.Array, features_only: bool = False) -> jax.Array:
         cfg = self.config
         b, height, width, c = x.shape
         emb = step_embedding(t_frac, cfg.embedding)  # (B, E)
@@ -55,28 +53,40 @@ class ARDMNet(nn.Module):
         for _ in range(cfg.patch_levels):
             h = space_to_depth(h)  # (B, H'/p, W'/p, p^2 2C)
         h = trunk(h, emb, cfg.channels, cfg.channel_mults, cfg.blocks)
-        if at is not None:
-            h = h[0, at[:, 0], at[:, 1]][:, None, None]  # (n, 1, 1, channels)
+        if features_only:
+            return h
 
         def head(per_subpixel: int, name: str) -> jax.Array:
-            """(B, H, W, C, per_subpixel) outputs of a 1x1 convolution ((n, p, p, C, per_subpixel)
-            with ``at``)."""
+            """(B, H, W, C, per_subpixel) outputs of a 1x1 convolution."""
             out = nn.Conv(c * per_subpixel * 4**cfg.patch_levels, (1, 1), name=name)(h)
             for _ in range(cfg.patch_levels):
                 out = depth_to_space(out)  # (B, H', W', C per_subpixel)
-            if at is not None:
-                return out.reshape(*out.shape[:3], c, per_subpixel)
             return out[:, :height, :width].reshape(b, height, width, c, per_subpixel)
 
-        # Free logits plus a peak -a (x_v - m)^2 over the values' bin centres x_v, a = exp(log a):
-        # regressing a mean m is what a network learns first (on the same steps, 0.65 bits/dim
-        # lower validation loss at step 300 than free logits alone; docs/ardm.md), and the free
-        # logits shape the rest.
-        mean, log_a = jnp.moveaxis(head(2, "peak"), -1, 0)
-        grid = pixels_to_x(jnp.arange(VOCAB))
-        peak = jnp.exp(jnp.clip(log_a, -10.0, 10.0))[..., None] * (grid - mean[..., None]) ** 2
-        return head(VOCAB, "head") - peak
+        return _with_peak(head(VOCAB, "head"), head(2, "peak"))
 
+
+def _with_peak(free: jax.Array, peak: jax.Array) -> jax.Array:
+    """Free logits (..., 256) plus a peak -a (x_v - m)^2 over the values' bin centres x_v, from
+    (m, log a) = peak (..., 2), a = exp(log a): regressing a mean m is what a network learns first
+    (on the same steps, 0.65 bits/dim lower validation loss at step 300 than free logits alone;
+    docs/ardm.md), and the free logits shape the rest."""
+    mean, log_a = jnp.moveaxis(peak, -1, 0)
+    grid = pixels_to_x(jnp.arange(VOCAB))
+    return free - jnp.exp(jnp.clip(log_a, -10.0, 10.0))[..., None] * (grid - mean[..., None]) ** 2
+
+
+def _cell_logits(params: dict, config: ARDMConfig, h: jax.Array) -> jax.Array:
+    """The logits (n, p, p, 3, 256) of the p x p pixel blocks of n trunk cells h (n, channels): the
+    network's two 1x1 heads (``ARDMNet``'s Conv layers "head" and "peak") as matrix products."""
+
+    def head(name: str, per_subpixel: int) -> jax.Array:
+        out = (h @ params[name]["kernel"][0, 0] + params[name]["bias"])[:, None, None]
+        for _ in range(config.patch_levels):
+            out = depth_to_space(out)
+        return out.reshape(*out.shape[:3], NET_CHANNELS, per_subpixel)
+
+    return _with_peak(head("head", VOCAB), head("peak", 2))
 
 def init_params(config: ARDMConfig, seed: int) -> dict:
     """Fresh parameters for ``config`` from ``seed`` (an "rbg" key, as ``vdm.init_params``)."""
@@ -114,23 +124,33 @@ def _inputs(k: jax.Array, known: jax.Array, t: jax.Array) -> tuple[jax.Array, ja
     return x, mask, jnp.asarray(t, jnp.float32) / math.prod(k.shape[1:])
 
 
-@partial(jax.jit, static_argnums=1)
 def coded_logits(
     params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: jax.Array, index: jax.Array
 ) -> jax.Array:
     """The rows of ``logits`` for the flat subpixel indices ``index`` (n,) of the one image in k
-    (1, H, W, C): (n, 256), with the heads run only on the trunk cells that hold them. Encoder and
-    decoder call this very function on the same shapes, so they agree bit for bit (the rows may
-    differ from ``logits``' in the last float bits)."""
-    batch, height, width, channels = k.shape
+    (1, H, W, C): (n, 256), with the heads run only on the trunk cells that hold them. The trunk
+    compiles once per image shape, the heads once per length of ``index``. Encoder and decoder call
+    this very function on the same shapes, so they agree bit for bit (the rows may differ from
+    ``logits``' in the last float bits)."""
+    batch, _, width, channels = k.shape
     if batch != 1:
         raise ValueError(f"coded_logits takes one image, not {batch}")
+    return _coded_heads(params, config, _trunk(params, config, k, known, t), width, channels, index)
+
+
+@partial(jax.jit, static_argnums=1)
+def _trunk(params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: jax.Array) -> jax.Array:
+    return ARDMNet(config).apply({"params": params}, *_inputs(k, known, t), features_only=True)
+
+
+@partial(jax.jit, static_argnums=(1, 3, 4))
+def _coded_heads(
+    params: dict, config: ARDMConfig, h: jax.Array, width: int, channels: int, index: jax.Array
+) -> jax.Array:
     p = 2**config.patch_levels
     pixel, channel = jnp.divmod(index, channels)
     row, col = jnp.divmod(pixel, width)
-    cells = jnp.stack([row // p, col // p], axis=-1)
-    out = ARDMNet(config).apply({"params": params}, *_inputs(k, known, t), cells)
-    blocks = out[jnp.arange(index.size), row % p, col % p]  # (n, 3, 256)
+    blocks = _cell_logits(params, config, h[0, row // p, col // p])[jnp.arange(index.size), row % p, col % p]
     if channels == 1:
         return blocks.sum(axis=1)
     return jnp.take_along_axis(blocks, channel[:, None, None], axis=1)[:, 0]
