@@ -123,10 +123,12 @@ def _overhead(results: dict[str, Any], bpps: Sequence[float]) -> list[str]:
     rows = []
     for codec in codecs:
         ratios = [[8 * p["bytes"] / p["kl_bits"] for p in points if p["codec"] == codec and p["target"] == b] for b in bpps]
-        rows.append([codec] + [_number(sum(r) / len(r), 3) if r else "-" for r in ratios])
+        images = len({p["image"] for p in points if p["codec"] == codec})
+        rows.append([codec, str(images)] + [_number(sum(r) / len(r), 3) if r else "-" for r in ratios])
     return ["", "## Reverse channel coding overhead", "",
-            "Coded bits (the whole stream) over the sum of the steps' KL, mean over the images at each target.", "",
-            *_table(["codec"] + [f"{b:g} bpp" for b in bpps], rows)]
+            "Coded bits (the whole stream) over the sum of the steps' KL, mean over the images whose points "
+            "record the KL at each target.", "",
+            *_table(["codec", "images"] + [f"{b:g} bpp" for b in bpps], rows)]
 
 
 def summary_md(results: dict[str, Any], result: an.Analysis) -> str:
