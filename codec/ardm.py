@@ -4,9 +4,9 @@ The D subpixels of an image (D = H W C; C = 1 for grayscale) are coded in an ord
 the header's seed (``order``), in the network calls of a plan (``ardm_plan.plan``, at most
 ``steps`` calls): the call at step s sees the subpixels of rank < s - 1 (``models.ardm.coded_logits``,
 one call over the whole image, its heads run only where the call codes) and codes those of rank
-s - 1 .. e - 2, e being the next call's step, each with its own categorical over 256 values. The stream costs the model's -log2 p(x) under that
-order and plan (``models.ardm.plan_nll``) plus the rANS overhead: no bits-back, each image is its
-own stream.
+s - 1 .. e - 2, e being the next call's step, each with its own categorical over 256 values. The
+stream costs the model's -log2 p(x) under that order and plan (``models.ardm.plan_nll``) plus the
+rANS overhead: no bits-back, each image is its own stream.
 
 Stack order. The decoder pops the first call's subpixels first, so the encoder pushes the last
 call's first; within a call, the subpixels go in order of rank. The encoder knows the whole image,

@@ -31,8 +31,8 @@ Seeding and groups. A single image pays its own initial bits: it is cut into ``p
 squares coded in raster order on one stack. Consecutive patches of one shape are chained together
 as a group, one network call per step for the whole group, and a group needs about one step's pops
 for all its patches beneath it; so groups grow as the stack does, each at most half as many
-patches as were coded before it, in powers of two up to ``max_group``. A group the stack cannot serve (its pops
-run dry) is halved; a single patch it cannot serve is coded directly: row by row, each pixel with a
+patches as were coded before it, in powers of two up to ``max_group``. A group the stack cannot
+serve (its pops run dry) is halved; a single patch it cannot serve is coded directly: row by row, each pixel with a
 Laplace around the smoothed pixels above it, its scale fitted per patch. After each group a flag
 says which coder it used and, for a chained group, the log2 of its size. The first patch is always
 direct; the rest chain with bits-back once the stack is deep enough.
@@ -51,6 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import special
@@ -61,7 +62,7 @@ from diffc.codec import entropy
 from diffc.codec.denoiser import Denoiser
 from diffc.codec.images import as_image, check_crc32, image_crc32
 from diffc.codec.result import StreamSize
-from diffc.codec.lossy import GAMMA_CODES, gamma_code, gamma_value, pixel_logits
+from diffc.codec.lossy import GAMMA_CODES, gamma_code, gamma_value, pixels_to_model, pop_pixels, push_pixels
 from diffc.models import vdm
 
 DEFAULT_STEPS = 100
@@ -175,15 +176,17 @@ class Coding:
         return pop_table(float(chain.pop_stds[i] / chain.widths[i]), int(chain.pop_radii[i]))
 
     def push_group_size(self, stack: entropy.Stack, count: int) -> None:
-        """Push log2 of a chained group's size, uniform over 0 .. log2(max_group) (nothing if 0)."""
+        """Push log2 of a chained group's size, uniform over 0 .. log2(max_group) (nothing when
+        max_group is 1)."""
         if self.max_group > 1:
-            stack.push(np.array([count.bit_length() - 1]), entropy.uniform(self.max_group.bit_length(), 1))
+            stack.push(np.array([count.bit_length() - 1]), self._log2_sizes())
 
     def pop_group_size(self, stack: entropy.Stack) -> int:
         """Undo ``push_group_size``: the size in patches."""
-        if self.max_group == 1:
-            return 1
-        return 1 << int(stack.pop(entropy.uniform(self.max_group.bit_length(), 1))[0])
+        return 1 if self.max_group == 1 else 1 << int(stack.pop(self._log2_sizes())[0])
+
+    def _log2_sizes(self) -> entropy.Uniform:
+        return entropy.uniform(self.max_group.bit_length(), 1)
 
 
 # --- the chain's distributions, on the latents' grids (latents are int64 grid indices) ---------
@@ -226,7 +229,7 @@ class Dithered:
         return self.table.cost_bits(self.to_coder(symbols))
 
 
-OFFSET_STEPS = 256  # a pop's mean is rounded to 1/OFFSET_STEPS of a bin (an error of std/512 at most)
+OFFSET_STEPS = 256  # a pop's mean is rounded to 1/OFFSET_STEPS of a bin (an error of 1/512 bin at most)
 
 
 @dataclass(frozen=True)
@@ -305,24 +308,18 @@ def _prior(chain: Chain, n: int) -> entropy.Gaussian:
     return entropy.gaussian(np.zeros(n), np.ones(n), chain.widths[-1], int(chain.push_radii[-1]))
 
 
-def _likelihood(chain: Chain, z_0: np.ndarray, channels: int) -> entropy.Categorical:
-    """p(x | z_0), the discretised decoder (VDM eq. 28-30), per subpixel. A grayscale value g is
-    coded with p(g | z_0) proportional to the product of its three channels' p(x_c = g | z_0,c)."""
-    z, gamma_0 = jnp.asarray(z_0 * chain.widths[0], jnp.float32), jnp.asarray(chain.gammas[0], jnp.float32)
-    logits = np.asarray(pixel_logits(z, gamma_0), np.float64)  # (k, h, w, 3, 256)
-    if channels == 1:
-        logits = logits.sum(axis=-2)
-    return entropy.categorical_from_logits(logits.reshape(-1, vdm.VOCAB))
+def _decoder_input(chain: Chain, z_0: np.ndarray) -> tuple[jax.Array, jax.Array]:
+    """z_0 (grid indices) and gamma(0) as the discretised decoder p(x | z_0) takes them
+    (``lossy.push_pixels``, VDM eq. 28-30)."""
+    return jnp.asarray(z_0 * chain.widths[0], jnp.float32), jnp.asarray(chain.gammas[0], jnp.float32)
 
 
 # --- a group of patches, chained with bits-back ------------------------------------------------
 
 
 def _model_input(patches: np.ndarray) -> np.ndarray:
-    """(k, h, w, C) uint8 to the (k, h, w, 3) float64 x the model codes (exact: x is k/128 + c);
-    grayscale is repeated on three channels."""
-    rgb = np.repeat(patches, 3 // patches.shape[-1], axis=-1)
-    return np.asarray(vdm.pixels_to_x(jnp.asarray(rgb)), np.float64)
+    """(k, h, w, C) uint8 to the (k, h, w, 3) float64 x the model codes (exact: x is k/128 + c)."""
+    return np.asarray(pixels_to_model(patches), np.float64)
 
 
 def _push_chained(stack: entropy.Stack, patches: np.ndarray, coding: Coding, first: int) -> None:
@@ -331,7 +328,7 @@ def _push_chained(stack: entropy.Stack, patches: np.ndarray, coding: Coding, fir
     den, chain = coding.den, coding.chain
     x = _model_input(patches)
     z = stack.pop(_data_posterior(coding, first, x)).reshape(x.shape)
-    stack.push(patches, _likelihood(chain, z, patches.shape[-1]))
+    push_pixels(stack, patches, *_decoder_input(chain, z))
     for i in range(1, chain.steps + 1):
         z_next = stack.pop(_forward(coding, first, i, z)).reshape(x.shape)
         stack.push(z, _model(den, chain, i, z_next))
@@ -348,7 +345,7 @@ def _pop_chained(stack: entropy.Stack, shape: tuple[int, int, int, int], coding:
         z_prev = stack.pop(_model(den, chain, i, z)).reshape(z_shape)
         stack.push(z, _forward(coding, first, i, z_prev))
         z = z_prev
-    patches = stack.pop(_likelihood(chain, z, shape[3])).astype(np.uint8).reshape(shape)
+    patches = pop_pixels(stack, *_decoder_input(chain, z), shape[3])
     stack.push(z, _data_posterior(coding, first, _model_input(patches)))
     return patches
 

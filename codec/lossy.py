@@ -41,7 +41,7 @@ from diffc.models import vdm
 Method = Literal["flow", "ancestral", "mean"]
 GAMMA_LO, GAMMA_SCALE, GAMMA_CODES = -24.0, 2048.0, 1 << 16  # grid gamma = code / 2048 - 24
 _MIN_CHUNK_BITS = 512
-_TAIL_SLICE = 1 << 16  # subpixels per categorical batch of the lossless tail
+_PIXEL_SLICE = 1 << 14  # pixels per table of the discretised decoder: 3 x 256 float64 each, 96 MiB
 
 
 MAX_STEPS = 64  # coding steps after the first; a decoder refuses more
@@ -80,14 +80,14 @@ class EncodeResult:
 
 
 def pixels_to_model(pixels: np.ndarray) -> jax.Array:
-    """(H, W, C) uint8, C in {1, 3}, to the (1, H, W, 3) x in [-1, 1] the RGB model codes
-    (grayscale repeated on three channels)."""
+    """(H, W), (H, W, C) or a batch (B, H, W, C) of uint8, C in {1, 3}, to the (B, H, W, 3) x in
+    [-1, 1] the RGB model codes (B = 1 for one image; grayscale repeated on three channels)."""
     k = np.asarray(pixels)
     if k.ndim == 2:
         k = k[..., None]
-    if k.shape[-1] == 1:
-        k = np.repeat(k, 3, axis=-1)
-    return vdm.pixels_to_x(jnp.asarray(k[None]))
+    if k.ndim == 3:
+        k = k[None]
+    return vdm.pixels_to_x(jnp.asarray(np.repeat(k, 3 // k.shape[-1], axis=-1)))
 
 
 def model_to_pixels(x: jax.Array, channels: int) -> np.ndarray:
@@ -257,29 +257,49 @@ def _chunk_bytes(codes: list[rcc.StepCode], grid: list[int] | None, config: Loss
     return stack.to_bytes()
 
 
+def _decoder_table(z: jax.Array, gamma: jax.Array, channels: int) -> entropy.Categorical:
+    """p(x | z) per subpixel of the pixels z (n, 3), the discretised decoder (VDM eq. 28-30); a
+    grayscale value g (``channels`` 1) with p(g | z) proportional to the product of its three
+    channels' p(x_c = g | z_c)."""
+    logits = np.asarray(pixel_logits(z, gamma), np.float64)  # (n, 3, 256)
+    if channels == 1:
+        logits = logits.sum(axis=-2)
+    return entropy.categorical_from_logits(logits.reshape(-1, vdm.VOCAB))
+
+
+def push_pixels(stack: entropy.Stack, values: np.ndarray, z: jax.Array, gamma: jax.Array) -> None:
+    """Push 8-bit values (..., C) with the discretised decoder p(x | z) at noise level ``gamma``, z
+    (..., 3), in slices of ``_PIXEL_SLICE`` pixels, the last first, so that ``pop_pixels`` reads
+    them in order and no table is larger than a slice's."""
+    channels = values.shape[-1]
+    flat, zs = values.reshape(-1, channels), jnp.reshape(z, (-1, 3))
+    for start in reversed(range(0, len(flat), _PIXEL_SLICE)):
+        end = start + _PIXEL_SLICE
+        stack.push(flat[start:end], _decoder_table(zs[start:end], gamma, channels))
+
+
+def pop_pixels(stack: entropy.Stack, z: jax.Array, gamma: jax.Array, channels: int) -> np.ndarray:
+    """Undo ``push_pixels``: the uint8 values (..., ``channels``) for z (..., 3)."""
+    zs = jnp.reshape(z, (-1, 3))
+    slices = [stack.pop(_decoder_table(zs[start : start + _PIXEL_SLICE], gamma, channels))
+              for start in range(0, zs.shape[0], _PIXEL_SLICE)]
+    return np.concatenate(slices).astype(np.uint8).reshape(*z.shape[:-1], channels)
+
+
 def _tail_bytes(pixels_rgb: np.ndarray, z_0: jax.Array, gamma_0: jax.Array) -> bytes:
     """The lossless tail: every subpixel with the discretised decoder p(x | z) at the last step's
     level (VDM eq. 28-30)."""
     stack = entropy.Stack()
-    flat = pixels_rgb.reshape(-1)
-    z = z_0.reshape(-1)
-    starts = list(range(0, flat.size, _TAIL_SLICE))
-    for start in reversed(starts):
-        logits = np.asarray(pixel_logits(z[start : start + _TAIL_SLICE], gamma_0), np.float64)
-        stack.push(flat[start : start + _TAIL_SLICE], entropy.categorical_from_logits(logits))
+    push_pixels(stack, pixels_rgb, z_0, gamma_0)
     return stack.to_bytes()
 
 
 def _pop_tail(data: bytes, z_0: jax.Array, gamma_0: jax.Array) -> np.ndarray:
     stack = entropy.Stack.from_bytes(data)
-    z = z_0.reshape(-1)
-    out = []
-    for start in range(0, z.size, _TAIL_SLICE):
-        logits = np.asarray(pixel_logits(z[start : start + _TAIL_SLICE], gamma_0), np.float64)
-        out.append(stack.pop(entropy.categorical_from_logits(logits)))
+    pixels = pop_pixels(stack, z_0, gamma_0, 3)[0]
     if not stack.exhausted():
         raise bitstreams.CorruptStreamError("the lossless tail has data left over after the last pixel")
-    return np.concatenate(out).astype(np.uint8).reshape(z_0.shape[1:])
+    return pixels
 
 
 def encode(

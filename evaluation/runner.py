@@ -137,6 +137,11 @@ def measure(codec: Codec, image: EvalImage, target: Target) -> dict[str, Any]:
     return point
 
 
+def codec_points(codec: Codec, image: EvalImage, bpps: Sequence[float]) -> list[dict[str, Any]]:
+    """The points of ``image`` under ``codec``, one per target the codec needs for ``bpps``."""
+    return [measure(codec, image, target) for target in codec.targets(bpps)]
+
+
 def _missing(results: dict[str, Any], images: Sequence[EvalImage], codecs: Sequence[Codec]) -> list[tuple[int, list[str]]]:
     """(image index, names of the codecs it still lacks) for every image that lacks any."""
     done = {(p["image"], p["codec"]) for p in results["points"]}
@@ -178,7 +183,7 @@ def run(
         for index, names in todo:
             for name in names:
                 progress(f"{images[index].name} {name}", index)
-                results["points"] += [measure(by_name[name], images[index], t) for t in by_name[name].targets(bpps)]
+                results["points"] += codec_points(by_name[name], images[index], bpps)
                 save(results)
             progress(images[index].name, index + 1)
     _sort_points(results, images, codecs)
@@ -235,5 +240,5 @@ def _measure_image(image: EvalImage, names: Sequence[str], bpps: Sequence[float]
     points = []
     for name in names:
         codec = _WORKER_CODECS[name]
-        points += [{**measure(codec, image, t), "jobs": jobs} for t in codec.targets(bpps)]
+        points += [{**point, "jobs": jobs} for point in codec_points(codec, image, bpps)]
     return points
