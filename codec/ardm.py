@@ -8,6 +8,12 @@ s - 1 .. e - 2, e being the next call's step, each with its own categorical over
 stream costs the model's -log2 p(x) under that order and plan (``models.ardm.plan_nll``) plus the
 rANS overhead: no bits-back, each image is its own stream.
 
+Upscale ARDMs (``config.stages`` S > 1, ARDM section 4) code S stages of D steps: stage s has its
+own order (the seed's words s D .. (s + 1) D - 1) and codes the next b = 8 / S bits of every
+subpixel, each with a categorical over 2^b values: the network's mass over the values that agree
+with the bits known so far (``entropy.categorical_from_logits`` on grouped logits). The plan
+spans the S D global steps and never lets a call span two stages.
+
 Stack order. The decoder pops the first call's subpixels first, so the encoder pushes the last
 call's first; within a call, the subpixels go in order of rank. The encoder knows the whole image,
 so it can run its calls in any order: a call's mask depends only on the order.
@@ -46,7 +52,7 @@ from diffc.models.configs import ARDMConfig
 
 DEFAULT_STEPS = 50  # the knee on this CPU with ardm-small: docs/ardm.md
 MAX_STEPS = 4096  # a decoder refuses more
-ORDER_PCG64 = 0  # sigma = argsort of D raw words of numpy's PCG64 seeded with the header's seed
+ORDER_PCG64 = 0  # stage s's sigma = argsort of raw words s D .. (s + 1) D - 1 of numpy's PCG64 seeded with the header's seed
 
 Progress = Callable[[int, int], None]
 """Called with (network calls done, calls in all) after each call."""
@@ -79,33 +85,53 @@ def load(spec: str | Path) -> ARDMPrior:
     return ARDMPrior(config, payload["params"], curve, registry.display_name(path, card), card["sha256"])
 
 
-def order(seed: int, dims: int) -> np.ndarray:
-    """sigma (D,): the flat subpixel indices in coding order, a uniformly random permutation keyed
-    by ``seed``. Built from PCG64's raw 64-bit words (fixed by the algorithm), not from
-    ``Generator.permutation``, whose method numpy may change between versions; ties between words
-    (probability about D^2 / 2^65) go to the lower index."""
-    keys = np.random.PCG64(seed).random_raw(dims)
-    return np.argsort(keys, kind="stable")
+def order(seed: int, dims: int, stages: int = 1) -> np.ndarray:
+    """sigma (S D,): for each stage in turn, the flat subpixel indices in coding order, uniformly
+    random permutations keyed by ``seed``. Built from PCG64's raw 64-bit words (fixed by the
+    algorithm), not from ``Generator.permutation``, whose method numpy may change between versions;
+    ties between words (probability about D^2 / 2^65) go to the lower index."""
+    keys = np.random.PCG64(seed).random_raw(stages * dims).reshape(stages, dims)
+    return np.argsort(keys, axis=1, kind="stable").reshape(-1)
 
 
-def _ranks(sigma: np.ndarray) -> np.ndarray:
-    ranks = np.empty(sigma.size, np.int64)
-    ranks[sigma] = np.arange(sigma.size)
+def _ranks(sigma: np.ndarray, dims: int) -> np.ndarray:
+    """The ranks (S, D) of the stages' orders in ``sigma`` (S D,)."""
+    stages = sigma.reshape(-1, dims)
+    ranks = np.empty_like(stages)
+    np.put_along_axis(ranks, stages, np.arange(dims)[None], axis=1)
     return ranks
 
 
-def _call(prior: ARDMPrior, image: np.ndarray, known: np.ndarray, step: int, coded: np.ndarray) -> np.ndarray:
-    """One network call at ``step`` on the (H, W, C) image with ``known`` (H, W, C): the float32
-    logits (len(coded), 256) of the flat subpixels ``coded`` (``ardm.coded_logits``; callers widen
-    them to float64, which is exact). The index is padded to a power of two, so the call compiles
-    once per size class instead of once per call (each call of a plan codes a different count)."""
+def _call(prior: ARDMPrior, image: np.ndarray, ranks: np.ndarray, start: int, coded: np.ndarray) -> np.ndarray:
+    """The network call at global rank ``start`` (0-based) on the (H, W, C) image whose stage
+    orders have ``ranks`` (S, D): the float32 logits (len(coded), 256) of the flat subpixels
+    ``coded`` (``ardm.coded_logits``; callers widen them to float64, which is exact), every
+    subpixel knowing its stage's bits if it comes before ``start`` in its stage's order and the
+    earlier stages' bits. The index is padded to a power of two, so the call compiles once per size
+    class instead of once per call (each call of a plan codes a different count)."""
+    stage, within = divmod(start, image.size)
+    levels = (stage + (ranks[stage] < within)).astype(np.int32).reshape(image.shape)
     index = np.zeros(1 << max(coded.size - 1, 0).bit_length(), np.int32)
     index[: coded.size] = coded
     out = ardm.coded_logits(
-        prior.params, prior.config, jnp.asarray(image[None]), jnp.asarray(known[None]),
-        jnp.array([step], jnp.int32), jnp.asarray(index),
+        prior.params, prior.config, jnp.asarray(image[None]), jnp.asarray(levels[None]),
+        jnp.array([start + 1], jnp.int32), jnp.asarray(index),
     )
     return np.asarray(out)[: coded.size]
+
+
+def _stage_coding(
+    logits: np.ndarray, values: np.ndarray, stage: int, stage_bits: int
+) -> tuple[np.ndarray, entropy.Categorical]:
+    """The symbols (the next ``stage_bits`` bits of ``values``, the 8-bit values of the coded
+    subpixels) and their categoricals from the calls' logits (n, 256), given the ``stage``
+    stage_bits top bits: only those bits of ``values`` are read for the categoricals."""
+    known_bits = stage * stage_bits
+    prefix = np.right_shift(values.astype(np.int64), 8 - known_bits)
+    group = logits.reshape(logits.shape[0], 1 << known_bits, -1)
+    group = np.take_along_axis(group, prefix[:, None, None], axis=1)[:, 0]
+    symbols = np.right_shift(values.astype(np.int64), 8 - known_bits - stage_bits) & ((1 << stage_bits) - 1)
+    return symbols, entropy.categorical_from_logits(group.reshape(group.shape[0], 1 << stage_bits, -1))
 
 
 @dataclass(frozen=True)
@@ -120,9 +146,11 @@ class EncodeResult(StreamSize):
     seconds: float
 
 
-def _plan_bounds(curve: np.ndarray, dims: int, steps: int) -> np.ndarray:
-    """The rank boundaries of the plan's calls: call i codes ranks bounds[i] .. bounds[i+1] - 1."""
-    return np.append(ardm_plan.plan(curve, dims, steps) - 1, dims)
+def _plan_bounds(prior: ARDMPrior, dims: int, steps: int) -> np.ndarray:
+    """The global rank boundaries of the plan's calls: call i codes ranks bounds[i] .. bounds[i+1] - 1
+    of the stages' orders end to end."""
+    stages = prior.config.stages
+    return np.append(ardm_plan.plan(prior.curve, dims, steps, stages=stages) - 1, stages * dims)
 
 
 def encode(
@@ -133,22 +161,23 @@ def encode(
     network calls, planned with the prior's loss curve; ``seed`` keys the order."""
     start = time.perf_counter()
     image = as_image(pixels)
-    if not 1 <= steps <= MAX_STEPS:
-        raise ValueError(f"steps must lie in [1, {MAX_STEPS}], not {steps}")
+    stages = prior.config.stages
+    if not stages <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must lie in [{stages}, {MAX_STEPS}] for a model of {stages} stages, not {steps}")
     if not 0 <= seed < 1 << 32:
         raise ValueError(f"seed must be a 32-bit unsigned integer, not {seed}")
     dims = image.size
-    sigma = order(seed, dims)
-    ranks = _ranks(sigma).reshape(image.shape)
-    bounds = _plan_bounds(prior.curve, dims, steps)
+    sigma = order(seed, dims, stages)
+    ranks = _ranks(sigma, dims)
+    bounds = _plan_bounds(prior, dims, steps)
     calls = bounds.size - 1
     flat = image.reshape(-1)
     stack = entropy.Stack()
     for i in reversed(range(calls)):
-        a, b = bounds[i], bounds[i + 1]
+        a, b = int(bounds[i]), int(bounds[i + 1])
         coded = sigma[a:b]
-        logits = _call(prior, image, ranks < a, int(a) + 1, coded)
-        stack.push(flat[coded], entropy.categorical_from_logits(logits))
+        logits = _call(prior, image, ranks, a, coded)
+        stack.push(*_stage_coding(logits, flat[coded], a // dims, prior.config.stage_bits))
         if progress:
             progress(calls - i, calls)
     fields = {"steps": steps, "image_crc32": image_crc32(image), "order": ORDER_PCG64}
@@ -158,11 +187,12 @@ def encode(
     return EncodeResult(data, dims, calls, stack.ideal_bits, 8 * len(payload), time.perf_counter() - start)
 
 
-def _checked_params(header: bitstreams.Header) -> tuple[int, int]:
-    """(steps, image_crc32), each present and in range, and the order scheme known."""
+def _checked_params(header: bitstreams.Header, stages: int) -> tuple[int, int]:
+    """(steps, image_crc32), each present and in range for a model of ``stages`` stages, and the
+    order scheme known."""
     p = bitstreams.require_params(header)
-    if not 1 <= p["steps"] <= MAX_STEPS:
-        raise bitstreams.CorruptStreamError(f"steps {p['steps']} is outside [1, {MAX_STEPS}]")
+    if not stages <= p["steps"] <= MAX_STEPS:
+        raise bitstreams.CorruptStreamError(f"steps {p['steps']} is outside [{stages}, {MAX_STEPS}]")
     if p["image_crc32"] >= 1 << 32:
         raise bitstreams.CorruptStreamError(f"image checksum {p['image_crc32']} does not fit in 32 bits")
     if p["order"] != ORDER_PCG64:
@@ -178,26 +208,30 @@ def decode(data: bytes, prior: ARDMPrior, progress: Progress | None = None) -> n
     container = bitstreams.read(data)
     header = container.header
     bitstreams.require_source(header, Mode.LOSSLESS_ARDM, prior.name, prior.hash8)
-    steps, crc = _checked_params(header)
+    stages = prior.config.stages
+    steps, crc = _checked_params(header, stages)
     if len(container.chunks) != 1:
         raise bitstreams.CorruptStreamError(
             f"a lossless-ardm stream has 1 chunk, not {len(container.chunks)}"
         )
     shape = (header.height, header.width, header.channels)
     dims = math.prod(shape)
-    sigma = order(header.seed, dims)
-    ranks = _ranks(sigma).reshape(shape)
-    bounds = _plan_bounds(prior.curve, dims, steps)
+    sigma = order(header.seed, dims, stages)
+    ranks = _ranks(sigma, dims)
+    bounds = _plan_bounds(prior, dims, steps)
     calls = bounds.size - 1
+    bits = prior.config.stage_bits
     image = np.zeros(shape, np.uint8)
-    flat = image.reshape(-1)  # a view: decoded values land in ``image``
+    flat = image.reshape(-1)  # a view: decoded bits land in ``image``
     try:
         stack = entropy.Stack.from_bytes(container.chunks[0])
         for i in range(calls):
-            a, b = bounds[i], bounds[i + 1]
+            a, b = int(bounds[i]), int(bounds[i + 1])
             coded = sigma[a:b]
-            logits = _call(prior, image, ranks < a, int(a) + 1, coded)
-            flat[coded] = stack.pop(entropy.categorical_from_logits(logits))
+            logits = _call(prior, image, ranks, a, coded)
+            stage = a // dims
+            _, dist = _stage_coding(logits, flat[coded], stage, bits)
+            flat[coded] |= (stack.pop(dist) << (8 - (stage + 1) * bits)).astype(np.uint8)
             if progress:
                 progress(i + 1, calls)
     except entropy.EntropyCodingError as exc:

@@ -20,6 +20,12 @@ the G = ``PLAN_GRID`` steps 1 + floor(j D / G), j = 0 .. G - 1 (the same dynamic
 candidates), which costs O(K G^2) whatever D and, for calls much longer than D / G steps, loses
 little against the exact plan.
 
+Upscale ARDMs. An S-stage model codes S D global steps, stage by stage, with one curve per stage;
+a call cannot span two stages (the next stage reads the bits this one codes), so the plan is the
+same dynamic program over the stages' candidates (at most G / S each) with calls that cross a
+stage's end priced at infinity: every stage gets at least one call, and the budget goes where the
+curves say it pays.
+
 Determinism. The decoder recomputes the plan, so it must come out the same on every machine: the
 curve is quantised to multiples of ``LOSS_QUANTUM`` bits, interpolated in integer arithmetic, and
 the dynamic program adds and compares integers (held exactly in float64 below 2**53); ties go to
@@ -47,16 +53,21 @@ def plan_cost(losses: np.ndarray, starts: np.ndarray) -> float:
     return float((widths * losses[s - 1]).sum())
 
 
-def _optimal(positions: np.ndarray, losses: np.ndarray, end: int, budget: int) -> np.ndarray:
+def _optimal(
+    positions: np.ndarray, losses: np.ndarray, end: int, budget: int, reach: np.ndarray | None = None
+) -> np.ndarray:
     """Indices into ``positions`` (candidate call steps, ascending, the first 1) of the calls of the
     cheapest plan with at most ``budget`` calls covering steps positions[0] .. end - 1, a call at
-    positions[i] costing ``losses[i]`` per step."""
+    positions[i] costing ``losses[i]`` per step and coding no step at or past ``reach[i]`` (its
+    stage's end; default ``end``)."""
     n = positions.size
     bounds = np.append(positions, end).astype(np.float64)  # (n + 1,)
     # cost[j, i]: the call at candidate i coding the steps up to bound j (exclusive); rows are
     # contiguous, so the minimum over i is a fast row reduction
     cost = (bounds[:, None] - bounds[None, :n]) * np.asarray(losses, np.float64)[None, :]  # (n + 1, n)
     cost[np.arange(n + 1)[:, None] <= np.arange(n)[None, :]] = np.inf
+    if reach is not None:
+        cost[bounds[:, None] > np.asarray(reach, np.float64)[None, :]] = np.inf
     best = cost[:, 0].copy()  # best[j]: the cheapest cover of the steps before bound j with k calls
     choices = []  # choices[k - 2][j]: the last call of that cover with k calls
     best_total, best_calls = best[n], 1
@@ -119,16 +130,26 @@ def step_losses(curve: np.ndarray, dims: int, steps: np.ndarray) -> np.ndarray:
     return (q[i] * (span - rem) + q[i + 1] * rem) // span
 
 
-def plan(curve: np.ndarray, dims: int, budget: int, grid: int = PLAN_GRID) -> np.ndarray:
+def plan(curve: np.ndarray, dims: int, budget: int, grid: int = PLAN_GRID, stages: int = 1) -> np.ndarray:
     """The call steps (1-based, ascending, the first 1) of the best plan with at most ``budget``
     calls for an image of ``dims`` subpixels, from a loss ``curve`` over evenly spaced known
-    fractions: exact over every step when ``dims <= grid``, else over ``grid`` evenly spaced
-    candidate steps (module docstring)."""
-    if dims < 1 or budget < 1 or grid < 1:
-        raise ValueError(f"dims, budget and grid must be positive, not {dims}, {budget}, {grid}")
-    if dims <= grid:
-        positions = np.arange(1, dims + 1, dtype=np.int64)
+    fractions: exact over every step when ``dims <= grid / stages``, else over that many evenly
+    spaced candidate steps per stage. With ``stages`` S the curve is S curves end to end and the
+    steps are global, stage s's step t being s D + t (module docstring)."""
+    if dims < 1 or grid < 1 or stages < 1 or budget < stages:
+        raise ValueError(
+            f"dims, grid and stages must be positive and the budget at least the stages, not "
+            f"{dims}, {grid}, {stages}, {budget}"
+        )
+    curve = np.asarray(curve)
+    if curve.ndim != 1 or curve.size % stages:
+        raise ValueError(f"a loss curve of {stages} stages has a multiple of {stages} values, not shape {curve.shape}")
+    per_stage = max(grid // stages, 1)
+    if dims <= per_stage:
+        local = np.arange(1, dims + 1, dtype=np.int64)
     else:
-        positions = 1 + np.arange(grid, dtype=np.int64) * dims // grid
-    losses = step_losses(curve, dims, positions)
-    return positions[_optimal(positions, losses, dims + 1, budget)]
+        local = 1 + np.arange(per_stage, dtype=np.int64) * dims // per_stage
+    positions = np.concatenate([s * dims + local for s in range(stages)])
+    losses = np.concatenate([step_losses(c, dims, local) for c in np.split(curve, stages)])
+    reach = np.repeat((np.arange(stages) + 1) * dims + 1, local.size)
+    return positions[_optimal(positions, losses, stages * dims + 1, budget, reach)]

@@ -199,12 +199,15 @@ def categorical_iid(probs: np.ndarray, count: int, floor: float = DEFAULT_FLOOR)
 
 
 def categorical_from_logits(logits: np.ndarray, floor: float = DEFAULT_FLOOR) -> Categorical:
-    """Categoricals from (n, K) logits, quantised before the softmax (float64)."""
+    """Categoricals from (n, K) logits, quantised before the softmax (float64). From (n, K, m)
+    logits, symbol j weighs the summed softmax of its m values: the distribution of a value's next
+    bits when its top bits are known (the upscale ARDM's stages)."""
     z = _quantise(logits, PARAM_QUANTUM)
     if np.isnan(z).any() or np.isposinf(z).any():
         raise EntropyCodingError("categorical logits must be finite (or -inf for impossible symbols)")
-    z = z - z.max(axis=-1, keepdims=True)
-    return categorical(np.exp(z), floor)
+    z = z.reshape(*z.shape[:2], -1)
+    z = z - z.max(axis=(1, 2), keepdims=True)
+    return categorical(np.exp(z).sum(axis=2), floor)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,18 @@ Conventions, shared with the ARDM coder (``codec/ardm.py``):
   gives p(x_k | x_sigma(<t)) for every subpixel k at once (ARDM section 3);
 - all losses are in bits.
 
-The network sees the known values (x = (k + 0.5) / 128 - 1 as in VDM, 0 where unknown), the mask of
-known subpixels and an embedding of t / D; it is a fully convolutional U-Net, so it runs on any image
-size (reflect-padded to its multiple and cropped back). It is built for RGB: a grayscale image is
+Upscale ARDMs (ARDM section 4; ``config.stages`` S > 1) code an image in S stages of D steps, each
+stage with its own order, stage s coding the next b = 8 / S bits of every subpixel given the
+s b bits known before it: a subpixel's *level* l in 0..S counts its stages coded, and step t of
+stage s is the global step s D + t of S D. With S = 1 the level is 0 (unknown) or 1 (known) and
+everything below is the plain order-agnostic ARDM.
+
+The network sees the centre of every subpixel's known interval (x = (c + 0.5) / 128 - 1, with c
+the centre in 8-bit units: the value where known, 127.5, so x = 0, where nothing is), the level
+l / S and an embedding of the global step's fraction t / (S D); it is a fully convolutional U-Net,
+so it runs on any image size (reflect-padded to its multiple and cropped back). It always outputs
+256 logits; a stage's distribution over the next b bits is their mass over the values that agree
+with the known bits (``stage_nll``). It is built for RGB: a grayscale image is
 shown as its value in all three channels, and p(g) is the normalised product of the three
 channels' p(x_c = g), as the VDM coder's decoder does for grayscale.
 """
@@ -88,6 +97,7 @@ def _cell_logits(params: dict, config: ARDMConfig, h: jax.Array) -> jax.Array:
 
     return _with_peak(head("head", VOCAB), head("peak", 2))
 
+
 def init_params(config: ARDMConfig, seed: int) -> dict:
     """Fresh parameters for ``config`` from ``seed`` (an "rbg" key, as ``vdm.init_params``)."""
     return _init(config, jax.random.key(seed, impl="rbg"))
@@ -104,24 +114,31 @@ def _init(config: ARDMConfig, key: jax.Array) -> dict:
 @partial(jax.jit, static_argnums=1)
 def logits(params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: jax.Array) -> jax.Array:
     """Logits of p(x_i | x_known) over the 256 values of every subpixel i: k (B, H, W, C) 8-bit
-    values, known (B, H, W, C) bool, t (B,) the step (known count + 1) -> (B, H, W, C, 256).
+    values, known (B, H, W, C) the levels (bool for S = 1: known or not), t (B,) the global step
+    (known count + 1 with S = 1) -> (B, H, W, C, 256).
 
-    Values of k where ``known`` is false are never read. The coders call this very function, so
-    encoder and decoder run one compiled program.
+    The bits of k that ``known`` does not cover are never read. The coders call this very function,
+    so encoder and decoder run one compiled program.
     """
-    x, mask, t_frac = _inputs(k, known, t)
-    out = ARDMNet(config).apply({"params": params}, x, mask, t_frac)
+    out = ARDMNet(config).apply({"params": params}, *_inputs(config, k, known, t))
     return out.sum(axis=-2, keepdims=True) if k.shape[-1] == 1 else out
 
 
-def _inputs(k: jax.Array, known: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """The network's inputs for 8-bit values k (B, H, W, C), known (B, H, W, C) and the step t (B,):
-    x (0 where unknown) and the mask on three channels (grayscale repeated), and t / D."""
-    x = jnp.where(known, pixels_to_x(k), 0.0)
-    mask = known.astype(jnp.float32)
+def _inputs(
+    config: ARDMConfig, k: jax.Array, levels: jax.Array, t: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The network's inputs for 8-bit values k (B, H, W, C), their levels (B, H, W, C) and the
+    global step t (B,): the centres x of the known intervals and the levels l / S on three channels
+    (grayscale repeated), and t / (S D)."""
+    levels = jnp.asarray(levels, jnp.int32)
+    unknown_bits = 8 - config.stage_bits * levels
+    width = jnp.left_shift(1, unknown_bits)
+    centre = (jnp.right_shift(jnp.asarray(k, jnp.int32), unknown_bits) * width).astype(jnp.float32)
+    x = pixels_to_x(centre + (width - 1).astype(jnp.float32) / 2.0)
+    mask = levels.astype(jnp.float32) / config.stages
     if k.shape[-1] == 1:
         x, mask = jnp.repeat(x, NET_CHANNELS, axis=-1), jnp.repeat(mask, NET_CHANNELS, axis=-1)
-    return x, mask, jnp.asarray(t, jnp.float32) / math.prod(k.shape[1:])
+    return x, mask, jnp.asarray(t, jnp.float32) / (config.stages * math.prod(k.shape[1:]))
 
 
 def coded_logits(
@@ -140,7 +157,7 @@ def coded_logits(
 
 @partial(jax.jit, static_argnums=1)
 def _trunk(params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: jax.Array) -> jax.Array:
-    return ARDMNet(config).apply({"params": params}, *_inputs(k, known, t), features_only=True)
+    return ARDMNet(config).apply({"params": params}, *_inputs(config, k, known, t), features_only=True)
 
 
 @partial(jax.jit, static_argnums=(1, 3, 4))
@@ -156,11 +173,29 @@ def _coded_heads(
     return jnp.take_along_axis(blocks, channel[:, None, None], axis=1)[:, 0]
 
 
+def stage_nll(logits: jax.Array, k: jax.Array, levels: jax.Array, stage_bits: int) -> jax.Array:
+    """-log2 of the probability of the next ``stage_bits`` bits of k (...) given the bits its level
+    (...) knows, under the 256 ``logits`` (..., 256): log of the mass of the values that agree with
+    k on levels + 1 stages over the mass of those that agree on levels stages. With 8 stage bits
+    and level 0 it is -log2 softmax(logits)[k]; levels of 8 / stage_bits give 0."""
+    k = jnp.asarray(k, jnp.int32)
+    stages = 8 // stage_bits
+    agree = []  # log-mass of the values sharing k's first j stages, j = 0..S
+    for j in range(stages + 1):
+        groups = logits.reshape(*logits.shape[:-1], 1 << (j * stage_bits), -1)
+        mass = jax.nn.logsumexp(groups, axis=-1)
+        agree.append(jnp.take_along_axis(mass, jnp.right_shift(k, 8 - j * stage_bits)[..., None], axis=-1)[..., 0])
+    agree = jnp.stack(agree, axis=-1)
+    levels = jnp.asarray(levels, jnp.int32)[..., None]
+    before = jnp.take_along_axis(agree, levels, axis=-1)[..., 0]
+    after = jnp.take_along_axis(agree, jnp.minimum(levels + 1, stages), axis=-1)[..., 0]
+    return (before - after) / math.log(2.0)
+
+
 def subpixel_nll(params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: jax.Array) -> jax.Array:
-    """-log2 p(k_i | x_known) of every subpixel's own value: (B, H, W, C)."""
-    logp = jax.nn.log_softmax(logits(params, config, k, known, t), axis=-1)
-    own = jnp.take_along_axis(logp, jnp.asarray(k, jnp.int32)[..., None], axis=-1)[..., 0]
-    return -own / math.log(2.0)
+    """-log2 p of every subpixel's next stage bits given what its level ``known`` (B, H, W, C)
+    holds, at the global step t (B,): (B, H, W, C); with S = 1, -log2 p(k_i | x_known)."""
+    return stage_nll(logits(params, config, k, known, t), k, known, config.stage_bits)
 
 
 def random_ranks(key: jax.Array, batch: int, dims: int) -> jax.Array:
@@ -170,62 +205,73 @@ def random_ranks(key: jax.Array, batch: int, dims: int) -> jax.Array:
 
 
 def step_loss(params: dict, config: ARDMConfig, k: jax.Array, ranks: jax.Array, t: jax.Array) -> jax.Array:
-    """The per-image loss in bits/dim at step t (B,), the orders given by their ranks (B, D):
+    """The mean cost in bits of the subpixels still to code at the global step t (B,) of S D, the
+    orders of its stage given by their ranks (B, D). With S = 1 it is
 
-        -D / (D - t + 1) * sum_{k in sigma(>=t)} log2 p(x_k | x_sigma(<t)) / D,
+        -1 / (D - t + 1) * sum_{k in sigma(>=t)} log2 p(x_k | x_sigma(<t)),
 
-    a one-sample estimate of -D L_t / D in ARDM's bound (section 3)
+    a one-sample estimate of -L_t in ARDM's bound (section 3)
 
         log p(x) >= E_{t ~ U(1..D)} [D L_t],
         L_t = 1 / (D - t + 1) E_{sigma ~ U(S_D)} sum_{k in sigma(>=t)} log p(x_k | x_sigma(<t)).
 
-    It is the mean cost of the D - t + 1 unknown subpixels given the t - 1 known ones, so as a
-    function of t it is also the per-step loss that plans the coder's calls (``codec/ardm_plan.py``).
+    Upscale ARDMs sum the bounds of their S stages, log p(x) >= S E_{t ~ U(1..S D)} [D L_t], step
+    t' = t - s D of stage s = floor((t - 1) / D) knowing s + 1 stages of the subpixels of rank
+    < t' - 1 and s of the rest. As a function of t this is also the per-step loss that plans the
+    coder's calls (``codec/ardm_plan.py``).
     """
     d = math.prod(k.shape[1:])
     t = jnp.asarray(t, jnp.int32)
-    known = (ranks < (t - 1)[:, None]).reshape(k.shape)
-    nll = jnp.where(known, 0.0, subpixel_nll(params, config, k, known, t))
-    return nll.reshape(k.shape[0], -1).sum(-1) / (d - t + 1)
+    stage, within = jnp.divmod(t - 1, d)  # within = t' - 1
+    done = (ranks < within[:, None]).reshape(k.shape)
+    stage = stage[:, None, None, None]
+    nll = jnp.where(done, 0.0, subpixel_nll(params, config, k, stage + done, t))
+    return nll.reshape(k.shape[0], -1).sum(-1) / (d - within)
 
 
 def ardm_loss(params: dict, config: ARDMConfig, k: jax.Array, key: jax.Array) -> jax.Array:
-    """The training loss: the mean over the batch k (B, H, W, C) of ``step_loss`` at one t ~ U(1..D)
-    and one uniformly random order per image, an unbiased estimate of the bound on -log2 p(x) / D."""
+    """The training loss in bits/dim: S times the mean over the batch k (B, H, W, C) of
+    ``step_loss`` at one t ~ U(1..S D) and one uniformly random order per image, an unbiased
+    estimate of the bound on -log2 p(x) / D."""
     b, d = k.shape[0], math.prod(k.shape[1:])
     key_t, key_order = jax.random.split(key)
-    t = jax.random.randint(key_t, (b,), 1, d + 1)
-    return step_loss(params, config, k, random_ranks(key_order, b, d), t).mean()
+    t = jax.random.randint(key_t, (b,), 1, config.stages * d + 1)
+    return config.stages * step_loss(params, config, k, random_ranks(key_order, b, d), t).mean()
 
 
 def loss_curve(params: dict, config: ARDMConfig, k: jax.Array, key: jax.Array, points: int) -> np.ndarray:
     """Estimates of the per-step loss L_t (``step_loss``) in bits per subpixel at ``points`` known
-    fractions f = i / (points - 1), t = 1 + round(f (D - 1)), averaged over the images k (B, H, W, C)
-    with fresh random orders: the curve that ``codec/ardm_plan.py`` plans with."""
+    fractions f = i / (points - 1) of each stage, t = s D + 1 + round(f (D - 1)), averaged over the
+    images k (B, H, W, C) with fresh random orders: (S points,), stage by stage, the curve that
+    ``codec/ardm_plan.py`` plans with."""
     b, d = k.shape[0], math.prod(k.shape[1:])
     curve = []
-    for i, f in enumerate(np.linspace(0.0, 1.0, points)):
-        t = jnp.full((b,), 1 + round(f * (d - 1)), jnp.int32)
-        ranks = random_ranks(jax.random.fold_in(key, i), b, d)
-        curve.append(float(step_loss(params, config, k, ranks, t).mean()))
+    for s in range(config.stages):
+        for i, f in enumerate(np.linspace(0.0, 1.0, points)):
+            t = jnp.full((b,), s * d + 1 + round(f * (d - 1)), jnp.int32)
+            ranks = random_ranks(jax.random.fold_in(key, s * points + i), b, d)
+            curve.append(float(step_loss(params, config, k, ranks, t).mean()))
     return np.array(curve)
 
 
 def plan_nll(
     params: dict, config: ARDMConfig, k: jax.Array, order: np.ndarray, starts: Sequence[int]
 ) -> jax.Array:
-    """The exact -log2 p(x) per image (B,) of images k (B, H, W, C) coded in ``order`` (D,) with one
-    network call per planned step: the call at ``starts[i]`` (1-based, starts[0] = 1) sees the
-    subpixels of rank < starts[i] - 1 and codes ranks starts[i] - 1 .. starts[i+1] - 2 (the last call
-    codes the rest) with its own distributions, as the coder does."""
+    """The exact -log2 p(x) per image (B,) of images k (B, H, W, C) coded in ``order`` (S D,: the
+    stages' orders end to end) with one network call per planned step: the call at global step
+    ``starts[i]`` (1-based, starts[0] = 1) of stage s sees the subpixels that rank below
+    starts[i] - 1 - s D in stage s's order at level s + 1, the rest at level s, and codes global
+    ranks starts[i] - 1 .. starts[i+1] - 2 (the last call codes the rest of its stage) with its own
+    distributions, as the coder does; no call spans two stages."""
     d = math.prod(k.shape[1:])
-    ranks = np.empty(d, np.int64)
-    ranks[np.asarray(order)] = np.arange(d)
-    bounds = [s - 1 for s in starts] + [d]
+    ranks = np.empty((config.stages, d), np.int64)
+    np.put_along_axis(ranks, np.asarray(order).reshape(config.stages, d), np.arange(d)[None], axis=1)
+    bounds = [s - 1 for s in starts] + [config.stages * d]
     total = jnp.zeros(k.shape[0])
     for a, b in zip(bounds[:-1], bounds[1:]):
-        known = np.broadcast_to((ranks < a).reshape(k.shape[1:]), k.shape)
-        coded = ((ranks >= a) & (ranks < b)).reshape(k.shape[1:])
-        nll = subpixel_nll(params, config, k, known, jnp.full((k.shape[0],), a + 1, jnp.int32))
+        stage, within = divmod(a, d)
+        levels = np.broadcast_to((stage + (ranks[stage] < within)).reshape(k.shape[1:]), k.shape)
+        coded = ((ranks[stage] >= within) & (ranks[stage] < b - stage * d)).reshape(k.shape[1:])
+        nll = subpixel_nll(params, config, k, levels, jnp.full((k.shape[0],), a + 1, jnp.int32))
         total = total + jnp.where(coded, nll, 0.0).reshape(k.shape[0], -1).sum(-1)
     return total

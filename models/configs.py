@@ -65,8 +65,12 @@ class VDMConfig(Recipe):
 
 @dataclass(frozen=True)
 class ARDMConfig(Recipe):
-    """An order-agnostic ARDM: a U-Net from (known values, mask, t / D) to 256 logits per subpixel."""
+    """An order-agnostic ARDM: a U-Net from (known values, mask, t / D) to 256 logits per subpixel.
 
+    ``stages`` S > 1 makes it an upscale ARDM (ARDM section 4): S passes over the image, each
+    coding the next 8 / S bits of every subpixel, coarse bit planes first."""
+
+    stages: int = 1  # 1, 2, 4 or 8
     patch_levels: int = 0  # fold 2^n x 2^n pixel patches into channels before the U-Net
     channels: int = 32  # width at the first level
     channel_mults: tuple[int, ...] = (1, 2)  # one entry per resolution level
@@ -77,6 +81,15 @@ class ARDMConfig(Recipe):
     def multiple(self) -> int:
         """Image sides are padded to a multiple of this for the U-Net."""
         return 2 ** (self.patch_levels + len(self.channel_mults) - 1)
+
+    def __post_init__(self) -> None:
+        if self.stages not in (1, 2, 4, 8):
+            raise ValueError(f"stages must be 1, 2, 4 or 8 (bits per stage 8 / stages), not {self.stages}")
+
+    @property
+    def stage_bits(self) -> int:
+        """Bits of every subpixel coded per stage."""
+        return 8 // self.stages
 
 
 CONFIGS: dict[str, VDMConfig] = {
@@ -110,6 +123,11 @@ ARDM_CONFIGS: dict[str, ARDMConfig] = {
         ARDMConfig(
             name="small", patch_levels=1, channels=56, channel_mults=(1, 2, 2), blocks=1, embedding=64,
             crop=32, batch=32, learning_rate=1e-3, warmup=200,
+        ),
+        # small as an upscale ARDM: four stages of 2 bits (ARDM's "Upscale 4")
+        ARDMConfig(
+            name="small-upscale", stages=4, patch_levels=1, channels=56, channel_mults=(1, 2, 2), blocks=1,
+            embedding=64, crop=32, batch=32, learning_rate=1e-3, warmup=200,
         ),
     )
 }

@@ -10,7 +10,7 @@ where encoder and decoder cannot be handed different ones.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -22,7 +22,7 @@ from diffc.models.configs import ARDMConfig, Recipe, VDMConfig
 Loss = Callable[[Any, Any, jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
 """(params, config, batch k (B, H, W, C) uint8, key) -> (mean bits/dim to minimise, metrics)."""
 
-CURVE_POINTS = 33  # known fractions 0, 1/32, ..., 1 of an ARDM checkpoint's loss curve
+CURVE_POINTS = 33  # known fractions 0, 1/32, ..., 1 of each stage in an ARDM checkpoint's loss curve
 CURVE_CROPS = 128  # validation crops it is measured on (about a minute on 2 CPU cores, small config)
 CURVE_BATCH = 32  # crops per network call when measuring it
 
@@ -32,8 +32,8 @@ class Family:
     """One model family: its configs, parameters, loss and checkpoint payload.
 
     The payload is the parameter tree alone, or, for a family with ``extras``, ``{"params": ...}``
-    plus those named 1-D arrays (name -> length), which ``measure`` computes at save time from the
-    parameters and the validation crops.
+    plus the named 1-D arrays that ``extras(config)`` lists (name -> length), which ``measure``
+    computes at save time from the parameters and the validation crops.
     """
 
     name: str  # the word in ``diffc train NAME`` and ``--prior NAME``
@@ -41,17 +41,17 @@ class Family:
     config_type: type[Recipe]
     init_params: Callable[[Any, int], Any]
     loss: Loss
-    extras: dict[str, int] = field(default_factory=dict)
+    extras: Callable[[Any], dict[str, int]] | None = None
     measure: Callable[[Any, Any, np.ndarray | None], dict[str, np.ndarray]] | None = None
 
     @property
     def needs_validation(self) -> bool:
         """Whether a checkpoint cannot be written without validation crops."""
-        return bool(self.extras)
+        return self.extras is not None
 
     def payload(self, config: Any, params: Any, val: np.ndarray | None) -> Any:
         """The tree a checkpoint stores for ``params``."""
-        if not self.extras:
+        if self.extras is None:
             return params
         return {"params": params, **self.measure(config, params, val)}
 
@@ -59,9 +59,9 @@ class Family:
         """A zero tree of the payload's structure and shapes, to restore a checkpoint into."""
         shapes = jax.eval_shape(lambda: self.init_params(config, 0))
         params = jax.tree.map(lambda s: np.zeros(s.shape, np.float32), shapes)
-        if not self.extras:
+        if self.extras is None:
             return params
-        return {"params": params, **{name: np.zeros(n, np.float32) for name, n in self.extras.items()}}
+        return {"params": params, **{name: np.zeros(n, np.float32) for name, n in self.extras(config).items()}}
 
 
 def _vdm_loss(params: Any, config: VDMConfig, k: jax.Array, key: jax.Array) -> tuple[jax.Array, dict]:
@@ -99,7 +99,7 @@ VDM = Family(
 )
 ARDM = Family(
     name="ardm", model_format="diffc-ardm/1", config_type=ARDMConfig, init_params=ardm.init_params,
-    loss=_ardm_loss, extras={"loss_curve": CURVE_POINTS},
+    loss=_ardm_loss, extras=lambda config: {"loss_curve": config.stages * CURVE_POINTS},
     measure=lambda config, params, val: {"loss_curve": ardm_loss_curve(config, params, val)},
 )
 FAMILIES: dict[str, Family] = {f.name: f for f in (VDM, ARDM)}

@@ -9,6 +9,7 @@ every subpixel, exactly on any machine: it pins the golden stream.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import math
@@ -105,7 +106,7 @@ def test_step_loss_averages_to_the_exact_nll_over_orders(params):
     d = 3
     by_steps, exact = [], []
     for sigma in itertools.permutations(range(d)):
-        ranks = jnp.asarray(ardm._ranks(np.array(sigma))[None])
+        ranks = jnp.asarray(ardm._ranks(np.array(sigma), d))
         for t in range(1, d + 1):
             by_steps.append(float(model.step_loss(params, TINY, k, ranks, jnp.array([t]))[0]))
         exact.append(float(model.plan_nll(params, TINY, k, np.array(sigma), [1, 2, 3])[0]) / d)
@@ -351,3 +352,124 @@ def test_golden_stream(params):
 GOLDEN_PLAN = [1, 83008, 166016, 250001, 500001, 750001]
 GOLDEN_ORDER = [6, 3, 4, 9, 0, 2, 8, 7, 5, 1]
 GOLDEN_SHA256 = "81b44efe743f0f86e4a6f20de4edf67d6c1a8f3e2211380a0849eece4b9cbcf6"
+
+
+# --- upscale ARDMs -------------------------------------------------------------------------------
+
+UPSCALE = {s: dataclasses.replace(TINY, stages=s) for s in (2, 4)}
+
+
+def test_stages_must_divide_the_eight_bits():
+    for stages in (0, 3, 16):
+        with pytest.raises(ValueError, match="stages must be 1, 2, 4 or 8"):
+            dataclasses.replace(TINY, stages=stages)
+    assert configs.get_config("small-upscale", "ardm").stage_bits == 2
+
+
+@pytest.mark.parametrize("stage_bits", [1, 2, 4])
+def test_stage_costs_are_normalised_and_add_up_to_the_value_cost(stage_bits):
+    """Each stage's probabilities over its 2^b next bits sum to 1, and the costs of the stages
+    under one set of logits add up to -log2 softmax(logits)[k]."""
+    rng = np.random.default_rng(stage_bits)
+    logits = jnp.asarray(rng.normal(size=(50, VOCAB)) * 3, jnp.float32)
+    k = rng.integers(0, VOCAB, 50)
+    stages = 8 // stage_bits
+    total = sum(model.stage_nll(logits, k, np.full(50, level), stage_bits) for level in range(stages))
+    expected = -special.log_softmax(np.asarray(logits, np.float64), axis=-1)[np.arange(50), k] / np.log(2)
+    np.testing.assert_allclose(total, expected, atol=1e-4)
+    level = stages // 2
+    shift = 8 - (level + 1) * stage_bits
+    mass = sum(
+        2.0 ** -np.asarray(model.stage_nll(logits, (k & ~(((1 << stage_bits) - 1) << shift)) | (v << shift),
+                                           np.full(50, level), stage_bits))
+        for v in range(1 << stage_bits)
+    )
+    np.testing.assert_allclose(mass, 1.0, atol=1e-5)
+    np.testing.assert_array_equal(model.stage_nll(logits, k, np.full(50, stages), stage_bits), 0.0)
+
+
+def test_logits_never_read_the_bits_a_level_does_not_know(params):
+    cfg = UPSCALE[4]
+    rng = np.random.default_rng(3)
+    a = smooth_image(6, 7, 3, seed=5)[None]
+    levels = rng.integers(0, 5, a.shape)
+    unknown = (1 << (8 - 2 * levels)) - 1
+    b = (a ^ (rng.integers(0, 256, a.shape) & unknown)).astype(np.uint8)
+    assert (a != b).any()
+    t = jnp.array([60])
+    out_a = np.asarray(model.logits(params, cfg, a, levels, t))
+    np.testing.assert_array_equal(out_a, np.asarray(model.logits(params, cfg, b, levels, t)))
+    assert np.abs(out_a - np.asarray(model.logits(params, cfg, a, 4 - levels, t))).max() > 0.01
+
+
+def test_upscale_step_loss_averages_to_the_exact_nll_over_orders(params):
+    """log p(x) >= S E_t [D L_t] over the S D global steps: exact for a 1x1 RGB image (D = 3)
+    when both stages' orders and every step are enumerated."""
+    cfg, d = UPSCALE[2], 3
+    k = jnp.asarray(smooth_image(1, 1, 3, seed=4)[None])
+    perms = [np.array(p) for p in itertools.permutations(range(d))]
+    by_steps = [
+        float(model.step_loss(params, cfg, k, jnp.asarray(ardm._ranks(sigma, d)), jnp.array([t]))[0])
+        for sigma in perms for t in range(1, 2 * d + 1)
+    ]
+    exact = [
+        float(model.plan_nll(params, cfg, k, np.concatenate([s0, s1]), list(range(1, 2 * d + 1)))[0]) / d
+        for s0 in perms for s1 in perms
+    ]
+    assert 2 * np.mean(by_steps) == pytest.approx(np.mean(exact), rel=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    curve=st.lists(st.floats(0.0, 10.0, allow_nan=False), min_size=4, max_size=4),
+    dims=st.integers(1, 4),
+    budget=st.integers(2, 5),
+)
+def test_plan_over_two_stages_is_the_brute_force_optimum(curve, dims, budget):
+    """Two stages of ``dims`` steps, each with a 2-point curve: the planner's cost equals the
+    cheapest plan among all that start a call at both stages' first steps."""
+    curve = np.array(curve)
+    starts = ardm_plan.plan(curve, dims, budget, stages=2)
+    assert starts[0] == 1 and dims + 1 in starts and len(starts) <= budget
+    steps = np.arange(1, dims + 1)
+    losses = np.concatenate([ardm_plan.step_losses(c, dims, steps) for c in np.split(curve, 2)]).astype(float)
+    plans = (
+        np.array(sorted({1, dims + 1, *rest}))
+        for n in range(budget - 1)
+        for rest in itertools.combinations(range(2, 2 * dims + 1), n)
+    )
+    best = min((p for p in plans if len(p) <= budget), key=lambda p: ardm_plan.plan_cost(losses, p))
+    assert ardm_plan.plan_cost(losses, starts) == ardm_plan.plan_cost(losses, best)
+    with pytest.raises(ValueError, match="at least the stages"):
+        ardm_plan.plan(curve, dims, 1, stages=2)
+
+
+@pytest.mark.parametrize(
+    "stages, shape, steps", [(2, (6, 7, 3), 6), (4, (3, 5), 9), (4, (1, 1, 3), 4), (2, (1, 1), 2)],
+    ids=["2-stages-6x7-rgb", "4-stages-3x5-gray", "4-stages-1x1-rgb", "2-stages-1x1-gray"],
+)
+def test_upscale_round_trip_is_exact_and_costs_the_models_nll(params, stages, shape, steps):
+    cfg = UPSCALE[stages]
+    rgb_or_gray = smooth_image(*shape[:2], 3, seed=8)[..., : shape[2] if len(shape) == 3 else 1]
+    image = rgb_or_gray if len(shape) == 3 else rgb_or_gray[..., 0]
+    curve = np.tile(CURVE, stages) / stages
+    prior = ardm.ARDMPrior(cfg, params, curve, MODEL_NAME, MODEL_SHA256)
+    result = ardm.encode(image, prior, steps=steps, seed=5)
+    expected = image if image.ndim == 3 else image[..., None]
+    np.testing.assert_array_equal(ardm.decode(result.data, prior), expected)
+    starts = ardm_plan.plan(curve, expected.size, steps, stages=stages)
+    assert result.calls == len(starts) >= stages
+    nll = float(model.plan_nll(params, cfg, jnp.asarray(expected[None]), ardm.order(5, expected.size, stages),
+                               starts)[0])
+    assert result.ideal_bits == pytest.approx(nll, abs=1e-3 * expected.size)
+    assert result.ideal_bits <= result.payload_bits <= result.ideal_bits * 1.01 + 64
+    with pytest.raises(ValueError, match=f"steps must lie in \\[{stages}, "):
+        ardm.encode(image, prior, steps=stages - 1)
+
+
+def test_upscale_orders_extend_the_single_stage_order():
+    sigma = ardm.order(7, 10, stages=3)
+    np.testing.assert_array_equal(sigma[:10], GOLDEN_ORDER)
+    for s in range(3):
+        np.testing.assert_array_equal(np.sort(sigma[10 * s : 10 * (s + 1)]), np.arange(10))
+    assert (sigma[10:20] != sigma[:10]).any()

@@ -4,6 +4,7 @@ option gives."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -124,3 +125,25 @@ def test_the_loaded_prior_carries_the_checkpoints_curve_under_its_hash(work):
     cfg = configs.get_config("tiny", "ardm")
     bent = {"params": ardm.init_params(cfg, 0), "loss_curve": CURVE[::-1]}
     assert checkpoint.save_model(root / "bent", cfg, bent, {"name": "bent"})["sha256"] != card["sha256"]
+
+
+def test_an_upscale_checkpoint_loads_with_its_stage_curves_and_round_trips(work, capsys):
+    """A 4-stage tiny ARDM saved and loaded: its curve has 4 x 33 points, the CLI codes with it, and
+    fewer calls than stages is a clear error."""
+    root, _, _ = work
+    cfg = dataclasses.replace(configs.get_config("tiny", "ardm"), stages=4)
+    curve = np.tile(CURVE / 4, 4)
+    checkpoint.save_model(root / "up", cfg, {"params": ardm.init_params(cfg, 0), "loss_curve": curve}, {"name": "up"})
+    prior = coder.load(root / "up.json")
+    assert prior.config.stages == 4 and prior.curve.shape == (4 * 33,)
+    stream, out = root / "up.dfc", root / "up-out.png"
+    code, err = run(["encode", root / "rgb.png", "--lossless", "--prior", "ardm", "--steps", "6",
+                     "--model", root / "up.json", "-o", stream, "--quiet"], capsys)
+    assert code == 0, err
+    code, err = run(["decode", stream, "-o", out, "--model", root / "up.json", "--quiet"], capsys)
+    assert code == 0, err
+    with Image.open(out) as decoded, Image.open(root / "rgb.png") as original:
+        np.testing.assert_array_equal(np.asarray(decoded), np.asarray(original))
+    code, err = run(["encode", root / "rgb.png", "--lossless", "--prior", "ardm", "--steps", "3",
+                     "--model", root / "up.json", "-o", root / "few.dfc", "--quiet"], capsys)
+    assert code != 0 and "steps must lie in [4, " in err and not (root / "few.dfc").exists()
