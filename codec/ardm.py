@@ -19,7 +19,7 @@ call's first; within a call, the subpixels go in order of rank. The encoder know
 so it can run its calls in any order: a call's mask depends only on the order.
 
 Determinism. Both sides call the same jitted ``ardm.coded_logits`` on a batch of one image of the
-same shape, with the same mask, step and (padded) index (unknown values are never read), and
+same shape, with the same levels, step and (padded) index (unknown values are never read), and
 ``entropy.categorical_from_logits`` quantises the logits before the float64 softmax, so encoder and
 decoder build the same tables.
 
@@ -60,8 +60,9 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True, eq=False)
 class ARDMPrior:
-    """A trained ARDM with the loss curve its calls are planned with (``curve``, bits per subpixel
-    at evenly spaced known fractions); ``name`` and ``weights_sha256`` identify both in streams."""
+    """A trained ARDM with the loss curve its calls are planned with (``curve``, bits per coded
+    symbol at evenly spaced known fractions of each stage, the stages end to end); ``name`` and
+    ``weights_sha256`` identify both in streams."""
 
     config: ARDMConfig
     params: Any = field(repr=False)
@@ -105,9 +106,9 @@ def _ranks(sigma: np.ndarray, dims: int) -> np.ndarray:
 def _call(prior: ARDMPrior, image: np.ndarray, ranks: np.ndarray, start: int, coded: np.ndarray) -> np.ndarray:
     """The network call at global rank ``start`` (0-based) on the (H, W, C) image whose stage
     orders have ``ranks`` (S, D): the float32 logits (len(coded), 256) of the flat subpixels
-    ``coded`` (``ardm.coded_logits``; callers widen them to float64, which is exact), every
-    subpixel knowing its stage's bits if it comes before ``start`` in its stage's order and the
-    earlier stages' bits. The index is padded to a power of two, so the call compiles once per size
+    ``coded`` (``ardm.coded_logits``; callers widen them to float64, which is exact): stage s =
+    start // D is the call's; every subpixel knows the earlier stages' bits, and stage s's too if
+    its rank in stage s's order is below start - s D. The index is padded to a power of two, so the call compiles once per size
     class instead of once per call (each call of a plan codes a different count)."""
     stage, within = divmod(start, image.size)
     levels = (stage + (ranks[stage] < within)).astype(np.int32).reshape(image.shape)
@@ -124,8 +125,8 @@ def _stage_coding(
     logits: np.ndarray, values: np.ndarray, stage: int, stage_bits: int
 ) -> tuple[np.ndarray, entropy.Categorical]:
     """The symbols (the next ``stage_bits`` bits of ``values``, the 8-bit values of the coded
-    subpixels) and their categoricals from the calls' logits (n, 256), given the ``stage``
-    stage_bits top bits: only those bits of ``values`` are read for the categoricals."""
+    subpixels) and their categoricals from the call's logits (n, 256), given their top
+    stage * stage_bits bits: the categoricals read no other bits of ``values``."""
     known_bits = stage * stage_bits
     prefix = np.right_shift(values.astype(np.int64), 8 - known_bits)
     group = logits.reshape(logits.shape[0], 1 << known_bits, -1)

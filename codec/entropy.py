@@ -205,7 +205,8 @@ def categorical_from_logits(logits: np.ndarray, floor: float = DEFAULT_FLOOR) ->
     z = _quantise(logits, PARAM_QUANTUM)
     if np.isnan(z).any() or np.isposinf(z).any():
         raise EntropyCodingError("categorical logits must be finite (or -inf for impossible symbols)")
-    z = z.reshape(*z.shape[:2], -1)
+    if z.ndim == 2:
+        z = z[..., None]
     z = z - z.max(axis=(1, 2), keepdims=True)
     return categorical(np.exp(z).sum(axis=2), floor)
 

@@ -20,9 +20,9 @@ the centre in 8-bit units: the value where known, 127.5, so x = 0, where nothing
 l / S and an embedding of the global step's fraction t / (S D); it is a fully convolutional U-Net,
 so it runs on any image size (reflect-padded to its multiple and cropped back). It always outputs
 256 logits; a stage's distribution over the next b bits is their mass over the values that agree
-with the known bits (``stage_nll``). It is built for RGB: a grayscale image is
-shown as its value in all three channels, and p(g) is the normalised product of the three
-channels' p(x_c = g), as the VDM coder's decoder does for grayscale.
+with the known bits (``stage_nll``). It is built for RGB: a grayscale image is shown as its value
+in all three channels, and p(g) is the normalised product of the three channels' p(x_c = g), as
+the VDM coder's decoder does for grayscale.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ NET_CHANNELS = 3  # the network's image channels; grayscale is replicated
 
 
 class ARDMNet(nn.Module):
-    """Logits (B, H, W, 3, 256) from known values x (B, H, W, 3) in [-1, 1] (0 where unknown), the
-    mask (B, H, W, 3) of known subpixels (1.0 known) and t / D (B,); any H and W.
+    """Logits (B, H, W, 3, 256) from the centres x (B, H, W, 3) in [-1, 1] of the known intervals
+    (0 where nothing is known), the levels l / S (B, H, W, 3) and t / (S D) (B,); any H and W.
 
     With ``features_only``, the trunk's output (B, H'/p, W'/p, channels) instead, p = 2^patch_levels:
     ``coded_logits`` runs the heads on the few cells a coder's call needs (``_cell_logits``)."""
@@ -112,15 +112,15 @@ def _init(config: ARDMConfig, key: jax.Array) -> dict:
 
 
 @partial(jax.jit, static_argnums=1)
-def logits(params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: jax.Array) -> jax.Array:
-    """Logits of p(x_i | x_known) over the 256 values of every subpixel i: k (B, H, W, C) 8-bit
-    values, known (B, H, W, C) the levels (bool for S = 1: known or not), t (B,) the global step
-    (known count + 1 with S = 1) -> (B, H, W, C, 256).
+def logits(params: dict, config: ARDMConfig, k: jax.Array, levels: jax.Array, t: jax.Array) -> jax.Array:
+    """Logits of p(x_i | what is known) over the 256 values of every subpixel i: k (B, H, W, C)
+    8-bit values, their levels (B, H, W, C) (with S = 1, known or not as 1 or 0, or bool), t (B,)
+    the global step (known count + 1 with S = 1) -> (B, H, W, C, 256).
 
-    The bits of k that ``known`` does not cover are never read. The coders call this very function,
+    The bits of k that ``levels`` do not cover are never read. The coders call this very function,
     so encoder and decoder run one compiled program.
     """
-    out = ARDMNet(config).apply({"params": params}, *_inputs(config, k, known, t))
+    out = ARDMNet(config).apply({"params": params}, *_inputs(config, k, levels, t))
     return out.sum(axis=-2, keepdims=True) if k.shape[-1] == 1 else out
 
 
@@ -142,7 +142,7 @@ def _inputs(
 
 
 def coded_logits(
-    params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: jax.Array, index: jax.Array
+    params: dict, config: ARDMConfig, k: jax.Array, levels: jax.Array, t: jax.Array, index: jax.Array
 ) -> jax.Array:
     """The rows of ``logits`` for the flat subpixel indices ``index`` (n,) of the one image in k
     (1, H, W, C): (n, 256), with the heads run only on the trunk cells that hold them. The trunk
@@ -152,12 +152,12 @@ def coded_logits(
     batch, _, width, channels = k.shape
     if batch != 1:
         raise ValueError(f"coded_logits takes one image, not {batch}")
-    return _coded_heads(params, config, _trunk(params, config, k, known, t), width, channels, index)
+    return _coded_heads(params, config, _trunk(params, config, k, levels, t), width, channels, index)
 
 
 @partial(jax.jit, static_argnums=1)
-def _trunk(params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: jax.Array) -> jax.Array:
-    return ARDMNet(config).apply({"params": params}, *_inputs(config, k, known, t), features_only=True)
+def _trunk(params: dict, config: ARDMConfig, k: jax.Array, levels: jax.Array, t: jax.Array) -> jax.Array:
+    return ARDMNet(config).apply({"params": params}, *_inputs(config, k, levels, t), features_only=True)
 
 
 @partial(jax.jit, static_argnums=(1, 3, 4))
@@ -192,10 +192,10 @@ def stage_nll(logits: jax.Array, k: jax.Array, levels: jax.Array, stage_bits: in
     return (before - after) / math.log(2.0)
 
 
-def subpixel_nll(params: dict, config: ARDMConfig, k: jax.Array, known: jax.Array, t: jax.Array) -> jax.Array:
-    """-log2 p of every subpixel's next stage bits given what its level ``known`` (B, H, W, C)
-    holds, at the global step t (B,): (B, H, W, C); with S = 1, -log2 p(k_i | x_known)."""
-    return stage_nll(logits(params, config, k, known, t), k, known, config.stage_bits)
+def subpixel_nll(params: dict, config: ARDMConfig, k: jax.Array, levels: jax.Array, t: jax.Array) -> jax.Array:
+    """-log2 p of every subpixel's next stage bits given the bits its level (B, H, W, C) knows, at
+    the global step t (B,): (B, H, W, C); with S = 1, -log2 p(k_i | x_known)."""
+    return stage_nll(logits(params, config, k, levels, t), k, levels, config.stage_bits)
 
 
 def random_ranks(key: jax.Array, batch: int, dims: int) -> jax.Array:
@@ -261,8 +261,8 @@ def plan_nll(
     stages' orders end to end) with one network call per planned step: the call at global step
     ``starts[i]`` (1-based, starts[0] = 1) of stage s sees the subpixels that rank below
     starts[i] - 1 - s D in stage s's order at level s + 1, the rest at level s, and codes global
-    ranks starts[i] - 1 .. starts[i+1] - 2 (the last call codes the rest of its stage) with its own
-    distributions, as the coder does; no call spans two stages."""
+    ranks starts[i] - 1 .. starts[i+1] - 2 (the last call codes the rest of the image) with its own
+    distributions, as the coder does. A call may not span two stages (``ValueError``)."""
     d = math.prod(k.shape[1:])
     ranks = np.empty((config.stages, d), np.int64)
     np.put_along_axis(ranks, np.asarray(order).reshape(config.stages, d), np.arange(d)[None], axis=1)
@@ -270,6 +270,8 @@ def plan_nll(
     total = jnp.zeros(k.shape[0])
     for a, b in zip(bounds[:-1], bounds[1:]):
         stage, within = divmod(a, d)
+        if b > (stage + 1) * d:
+            raise ValueError(f"the call at step {a + 1} spans stages {stage} and {stage + 1}")
         levels = np.broadcast_to((stage + (ranks[stage] < within)).reshape(k.shape[1:]), k.shape)
         coded = ((ranks[stage] >= within) & (ranks[stage] < b - stage * d)).reshape(k.shape[1:])
         nll = subpixel_nll(params, config, k, levels, jnp.full((k.shape[0],), a + 1, jnp.int32))

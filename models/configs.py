@@ -65,7 +65,8 @@ class VDMConfig(Recipe):
 
 @dataclass(frozen=True)
 class ARDMConfig(Recipe):
-    """An order-agnostic ARDM: a U-Net from (known values, mask, t / D) to 256 logits per subpixel.
+    """An order-agnostic ARDM: a U-Net from (known values, their levels, the step) to 256 logits per
+    subpixel (``models/ardm.py``).
 
     ``stages`` S > 1 makes it an upscale ARDM (ARDM section 4): S passes over the image, each
     coding the next 8 / S bits of every subpixel, coarse bit planes first."""
@@ -83,7 +84,7 @@ class ARDMConfig(Recipe):
         return 2 ** (self.patch_levels + len(self.channel_mults) - 1)
 
     def __post_init__(self) -> None:
-        if self.stages not in (1, 2, 4, 8):
+        if type(self.stages) is not int or self.stages not in (1, 2, 4, 8):
             raise ValueError(f"stages must be 1, 2, 4 or 8 (bits per stage 8 / stages), not {self.stages}")
 
     @property

@@ -23,7 +23,7 @@ Loss = Callable[[Any, Any, jax.Array, jax.Array], tuple[jax.Array, dict[str, jax
 """(params, config, batch k (B, H, W, C) uint8, key) -> (mean bits/dim to minimise, metrics)."""
 
 CURVE_POINTS = 33  # known fractions 0, 1/32, ..., 1 of each stage in an ARDM checkpoint's loss curve
-CURVE_CROPS = 128  # validation crops it is measured on (about a minute on 2 CPU cores, small config)
+CURVE_CROPS = 128  # validation crops it is measured on (about a minute per stage on 2 CPU cores, small config)
 CURVE_BATCH = 32  # crops per network call when measuring it
 
 
@@ -78,9 +78,9 @@ def _ardm_loss(params: Any, config: ARDMConfig, k: jax.Array, key: jax.Array) ->
 
 
 def ardm_loss_curve(config: ARDMConfig, params: Any, val: np.ndarray | None) -> np.ndarray:
-    """The per-step loss curve (``ardm.loss_curve``, ``CURVE_POINTS`` points) averaged over the
-    first ``CURVE_CROPS`` validation crops in batches of ``CURVE_BATCH``, with fixed keys so a save
-    is reproducible."""
+    """The per-step loss curve (``ardm.loss_curve``, ``CURVE_POINTS`` points per stage) averaged
+    over the first ``CURVE_CROPS`` validation crops in batches of ``CURVE_BATCH``, with fixed keys
+    so a save is reproducible."""
     if val is None:
         raise ValueError("an ARDM checkpoint needs validation crops to measure its loss curve")
     val = val[:CURVE_CROPS]

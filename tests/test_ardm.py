@@ -356,7 +356,7 @@ GOLDEN_SHA256 = "81b44efe743f0f86e4a6f20de4edf67d6c1a8f3e2211380a0849eece4b9cbcf
 
 # --- upscale ARDMs -------------------------------------------------------------------------------
 
-UPSCALE = {s: dataclasses.replace(TINY, stages=s) for s in (2, 4)}
+UPSCALE = {s: dataclasses.replace(TINY, stages=s) for s in (2, 4, 8)}
 
 
 def test_stages_must_divide_the_eight_bits():
@@ -366,7 +366,7 @@ def test_stages_must_divide_the_eight_bits():
     assert configs.get_config("small-upscale", "ardm").stage_bits == 2
 
 
-@pytest.mark.parametrize("stage_bits", [1, 2, 4])
+@pytest.mark.parametrize("stage_bits", [1, 2, 4, 8])
 def test_stage_costs_are_normalised_and_add_up_to_the_value_cost(stage_bits):
     """Each stage's probabilities over its 2^b next bits sum to 1, and the costs of the stages
     under one set of logits add up to -log2 softmax(logits)[k]."""
@@ -417,6 +417,10 @@ def test_upscale_step_loss_averages_to_the_exact_nll_over_orders(params):
         for s0 in perms for s1 in perms
     ]
     assert 2 * np.mean(by_steps) == pytest.approx(np.mean(exact), rel=1e-5)
+    with pytest.raises(ValueError, match="spans stages 0 and 1"):
+        model.plan_nll(params, cfg, k, np.arange(2 * d) % d, [1, 2])
+    curve = model.loss_curve(params, cfg, k, jax.random.key(0), points=3)
+    assert curve.shape == (6,)
 
 
 @settings(max_examples=60, deadline=None)
@@ -444,9 +448,20 @@ def test_plan_over_two_stages_is_the_brute_force_optimum(curve, dims, budget):
         ardm_plan.plan(curve, dims, 1, stages=2)
 
 
+def test_plan_over_stages_on_the_grid_starts_every_stage():
+    """Three stages of D = 10 steps over a grid of 12 candidates (4 a stage): every stage starts
+    with a call, calls start only on the candidates, and the spare calls go to the steep stage."""
+    flat, steep = [1.0, 1.0], [8.0, 0.0]
+    starts = ardm_plan.plan(np.array(flat + steep + flat), 10, 6, grid=12, stages=3)
+    candidates = {s * 10 + 1 + j * 10 // 4 for s in range(3) for j in range(4)}
+    assert {1, 11, 21} <= set(starts) <= candidates
+    np.testing.assert_array_equal(starts, [1, 11, 13, 16, 18, 21])
+
+
 @pytest.mark.parametrize(
-    "stages, shape, steps", [(2, (6, 7, 3), 6), (4, (3, 5), 9), (4, (1, 1, 3), 4), (2, (1, 1), 2)],
-    ids=["2-stages-6x7-rgb", "4-stages-3x5-gray", "4-stages-1x1-rgb", "2-stages-1x1-gray"],
+    "stages, shape, steps",
+    [(2, (6, 7, 3), 6), (4, (3, 5), 9), (4, (1, 1, 3), 4), (2, (1, 1), 2), (8, (2, 3, 3), 12)],
+    ids=["2-stages-6x7-rgb", "4-stages-3x5-gray", "4-stages-1x1-rgb", "2-stages-1x1-gray", "8-stages-2x3-rgb"],
 )
 def test_upscale_round_trip_is_exact_and_costs_the_models_nll(params, stages, shape, steps):
     cfg = UPSCALE[stages]
@@ -465,6 +480,10 @@ def test_upscale_round_trip_is_exact_and_costs_the_models_nll(params, stages, sh
     assert result.ideal_bits <= result.payload_bits <= result.ideal_bits * 1.01 + 64
     with pytest.raises(ValueError, match=f"steps must lie in \\[{stages}, "):
         ardm.encode(image, prior, steps=stages - 1)
+    container = bitstreams.read(result.data)
+    header = dataclasses.replace(container.header, params={**container.header.params, "steps": stages - 1})
+    with pytest.raises(bitstreams.CorruptStreamError, match=f"outside \\[{stages}, "):
+        ardm.decode(bitstreams.write(header, container.chunks), prior)
 
 
 def test_upscale_orders_extend_the_single_stage_order():
@@ -473,3 +492,24 @@ def test_upscale_orders_extend_the_single_stage_order():
     for s in range(3):
         np.testing.assert_array_equal(np.sort(sigma[10 * s : 10 * (s + 1)]), np.arange(10))
     assert (sigma[10:20] != sigma[:10]).any()
+
+
+def test_upscale_golden_stream(params):
+    """Pins the stages' orders, the grouping of the logits into each stage's categoricals and the
+    plan over stages, with the constant network of ``test_golden_stream``: the ideal cost is then
+    the values' cost under the one softmax, whatever the stages (their costs telescope)."""
+    bias = np.random.default_rng(6).normal(size=3 * VOCAB).astype(np.float32)
+    const = jax.tree.map(np.zeros_like, params)
+    const["head"]["bias"] = jnp.asarray(bias)
+    prior = ardm.ARDMPrior(UPSCALE[4], const, np.tile(LINEAR_CURVE, 4), MODEL_NAME, MODEL_SHA256)
+    image = smooth_image(6, 7, 3, seed=9)
+    result = ardm.encode(image, prior, steps=6, seed=1)
+    values = (np.arange(VOCAB) + 0.5) / 128 - 1
+    logp = special.log_softmax(bias.astype(np.float64).reshape(3, VOCAB) - values**2, axis=-1)
+    own = np.take_along_axis(logp, image.reshape(-1, 3).T.astype(np.int64), axis=1)
+    assert result.ideal_bits == pytest.approx(-own.sum() / np.log(2), rel=1e-5)
+    assert hashlib.sha256(result.data).hexdigest() == UPSCALE_GOLDEN_SHA256
+    np.testing.assert_array_equal(ardm.decode(result.data, prior), image)
+
+
+UPSCALE_GOLDEN_SHA256 = "eb94bc7a76149cb9c716eb6df358dd2b3303670b63deb22e247372105077164a"
