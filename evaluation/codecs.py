@@ -58,27 +58,28 @@ class DiffcCoder(Codec, Protocol):
     model_card_hash: str
 
 
-DiffcFactory = Callable[[str, str], DiffcCoder]
-"""Builds a diffc coder from ``--model`` and ``--method`` (how lossy decoding reconstructs)."""
+DiffcFactory = Callable[[str, Sequence[str]], list[DiffcCoder]]
+"""Builds a mode's diffc coders from ``--model`` and the ``--method`` list (how lossy decoding
+reconstructs): the lossy mode one coder per method, the lossless modes one."""
 
 
 
 def _adapter(name: str) -> DiffcFactory:
     """A factory for the adapter ``name`` of ``diffc_modes``, imported only when called (JAX)."""
 
-    def build(model: str, method: str) -> DiffcCoder:
+    def build(model: str, methods: Sequence[str]) -> list[DiffcCoder]:
         from diffc.evaluation import diffc_modes
 
-        return getattr(diffc_modes, name)(model, method)
+        return getattr(diffc_modes, name)(model, methods)
 
     return build
 
 
 DIFFC_CODERS: dict[str, DiffcFactory] = {
-    "lossy": _adapter("LossyCoder"),
-    "lossless-vdm": _adapter("BitsBackCoder"),
-    "lossless-diffc": _adapter("LosslessDiffcCoder"),
-    "lossless-ardm": _adapter("ARDMCoder"),
+    "lossy": _adapter("lossy_coders"),
+    "lossless-vdm": _adapter("bits_back_coders"),
+    "lossless-diffc": _adapter("lossless_diffc_coders"),
+    "lossless-ardm": _adapter("ardm_coders"),
 }
 """diffc's coders by container mode label ("lossy", "lossless-vdm", "lossless-ardm"). A coder joins
 the evaluation with one line here, naming its adapter in ``diffc_modes``."""
@@ -94,7 +95,7 @@ def diffc_coders(
 ) -> list[DiffcCoder]:
     """The registered diffc coders of the chosen evaluation modes (and among ``only``, labels of
     ``DIFFC_CODERS``, if given), built for ``model``; the lossy coder once per reconstruction method
-    in ``methods``. A checkpoint's family picks the coders that take it; ``default`` gives every
+    in ``methods``, the lossless ones once. A checkpoint's family picks the coders that take it; ``default`` gives every
     coder its family's default model.
 
     A mode without a registered coder is an error, not a silent skip: a run that names a model
@@ -115,8 +116,7 @@ def diffc_coders(
                 + ("" if family is None else f" (a {family.upper()} model)")
                 + ("" if only is None else f" among --diffc {','.join(only)}")
             )
-        coders += [DIFFC_CODERS[label](model, method) for label in labels
-                   for method in (methods if label == "lossy" else methods[:1])]
+        coders += [coder for label in labels for coder in DIFFC_CODERS[label](model, methods)]
     return coders
 
 

@@ -3,7 +3,8 @@
 ``codecs.DIFFC_CODERS`` names them; they are imported only when a run asks for diffc (JAX). The
 lossy coder aims at rates directly: it is asked for every target
 rate plus one above the highest, so that each wanted rate has a point on both sides. Its stream does
-not depend on how it is decoded, so the lossy coders of several ``--method`` share each encoding.
+not depend on how it is decoded, so the lossy coders of several ``--method`` share each encoding
+(``lossy_coders``: one ``StreamMemo`` for the coders of one run).
 """
 
 from __future__ import annotations
@@ -42,9 +43,6 @@ class StreamMemo:
         return self.results[key]
 
 
-LOSSY_STREAMS = StreamMemo()
-
-
 @dataclass
 class LossyCoder:
     """Lossy DiffC at a target bpp, decoded with ``method`` (flow, ancestral or mean)."""
@@ -53,6 +51,7 @@ class LossyCoder:
     method: str
     config: lossy.LossyConfig = field(default_factory=lossy.LossyConfig)
     lossless: bool = False
+    streams: StreamMemo = field(default_factory=StreamMemo)  # shared by coders that decode alike streams
 
     def __post_init__(self) -> None:
         self.den = denoiser.load(self.model)
@@ -63,7 +62,7 @@ class LossyCoder:
         return (None,) if self.lossless else (*bpps, 1.5 * max(bpps))
 
     def encode(self, image: np.ndarray, target: Target) -> bytes:
-        result, self.encode_seconds = LOSSY_STREAMS.encode(
+        result, self.encode_seconds = self.streams.encode(
             image, (self.den.weights_sha256, self.config, target),
             lambda: lossy.encode(image, self.den, bpp=target, config=self.config))
         self.encode_facts = {"kl_bits": result.kl_bits, "steps": len(result.steps)}
@@ -82,9 +81,16 @@ class LossyCoder:
 
 
 
-def LosslessDiffcCoder(model: str, method: str) -> LossyCoder:  # noqa: N802 (an adapter, like the classes)
-    """The progressive DiffC stream run to its lossless tail (``--bpp max``)."""
-    return LossyCoder(model, method, lossless=True)
+def lossy_coders(model: str, methods: Sequence[str]) -> list[LossyCoder]:
+    """Lossy DiffC decoded with each of ``methods``, sharing each encoding."""
+    streams = StreamMemo()
+    return [LossyCoder(model, method, streams=streams) for method in methods]
+
+
+def lossless_diffc_coders(model: str, methods: Sequence[str]) -> list[LossyCoder]:
+    """The progressive DiffC stream run to its lossless tail (``--bpp max``), decoded with the first
+    of ``methods``."""
+    return [LossyCoder(model, methods[0], lossless=True)]
 
 
 @dataclass
@@ -118,11 +124,11 @@ class LosslessCoder:
         return {"library": f"diffc {self.job.title} ({self.job.model.name})", "swept": None, "options": options}
 
 
-def BitsBackCoder(model: str, method: str) -> LosslessCoder:  # noqa: N802 (an adapter, like the classes)
+def bits_back_coders(model: str, methods: Sequence[str]) -> list[LosslessCoder]:
     """Lossless bits-back with the VDM prior."""
-    return LosslessCoder(model, method, "vdm")
+    return [LosslessCoder(model, methods[0], "vdm")]
 
 
-def ARDMCoder(model: str, method: str) -> LosslessCoder:  # noqa: N802
+def ardm_coders(model: str, methods: Sequence[str]) -> list[LosslessCoder]:
     """Lossless ARDM; ``model`` must name an ARDM."""
-    return LosslessCoder(model, method, "ardm")
+    return [LosslessCoder(model, methods[0], "ardm")]

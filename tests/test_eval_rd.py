@@ -240,7 +240,7 @@ class PosterisingCoder:
 
 
 def test_a_registered_diffc_coder_joins_with_one_line(tmp_path, monkeypatch):
-    monkeypatch.setitem(codecs.DIFFC_CODERS, "lossy", PosterisingCoder)
+    monkeypatch.setitem(codecs.DIFFC_CODERS, "lossy", lambda model, methods: [PosterisingCoder(model, m) for m in methods])
     data = tiny_set(tmp_path / "tiny")
     out = tmp_path / "out"
     args = ["eval", "rd", "--data", str(data), "--out", str(out), "--modes", "lossy", "--codecs", "jpeg",
