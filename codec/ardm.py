@@ -52,7 +52,8 @@ from diffc.models.configs import ARDMConfig
 
 DEFAULT_STEPS = 50  # the knee on this CPU with ardm-small: docs/ardm.md
 MAX_STEPS = 4096  # a decoder refuses more
-ORDER_PCG64 = 0  # stage s's sigma = argsort of raw words s D .. (s + 1) D - 1 of numpy's PCG64 seeded with the header's seed
+# stage s's sigma = argsort of raw words s D .. (s + 1) D - 1 of numpy's PCG64 seeded with the header's seed
+ORDER_PCG64 = 0
 
 Progress = Callable[[int, int], None]
 """Called with (network calls done, calls in all) after each call."""
@@ -108,10 +109,11 @@ def _call(prior: ARDMPrior, image: np.ndarray, ranks: np.ndarray, start: int, co
     orders have ``ranks`` (S, D): the float32 logits (len(coded), 256) of the flat subpixels
     ``coded`` (``ardm.coded_logits``; callers widen them to float64, which is exact): stage s =
     start // D is the call's; every subpixel knows the earlier stages' bits, and stage s's too if
-    its rank in stage s's order is below start - s D. The index is padded to a power of two, so the call compiles once per size
-    class instead of once per call (each call of a plan codes a different count)."""
+    its rank in stage s's order is below start - s D. The levels travel as int8 (a quarter of the
+    bytes of int32 per call); the index is padded to a power of two, so the call compiles once per
+    size class instead of once per call (each call of a plan codes a different count)."""
     stage, within = divmod(start, image.size)
-    levels = (stage + (ranks[stage] < within)).astype(np.int32).reshape(image.shape)
+    levels = (stage + (ranks[stage] < within)).astype(np.int8).reshape(image.shape)
     index = np.zeros(1 << max(coded.size - 1, 0).bit_length(), np.int32)
     index[: coded.size] = coded
     out = ardm.coded_logits(

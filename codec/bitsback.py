@@ -32,8 +32,8 @@ squares coded in raster order on one stack. Consecutive patches of one shape are
 as a group, one network call per step for the whole group, and a group needs about one step's pops
 for all its patches beneath it; so groups grow as the stack does, each at most half as many
 patches as were coded before it, in powers of two up to ``max_group``. A group the stack cannot
-serve (its pops run dry) is halved; a single patch it cannot serve is coded directly: row by row, each pixel with a
-Laplace around the smoothed pixels above it, its scale fitted per patch. After each group a flag
+serve (its pops run dry) is halved; a single patch it cannot serve is coded directly: row by row,
+each pixel with a Laplace around the smoothed pixels above it, its scale fitted per patch. After each group a flag
 says which coder it used and, for a chained group, the log2 of its size. The first patch is always
 direct; the rest chain with bits-back once the stack is deep enough.
 

@@ -23,7 +23,7 @@ Loss = Callable[[Any, Any, jax.Array, jax.Array], tuple[jax.Array, dict[str, jax
 """(params, config, batch k (B, H, W, C) uint8, key) -> (mean bits/dim to minimise, metrics)."""
 
 CURVE_POINTS = 33  # known fractions 0, 1/32, ..., 1 of each stage in an ARDM checkpoint's loss curve
-CURVE_CROPS = 128  # validation crops it is measured on (about a minute per stage on 2 CPU cores, small config)
+CURVE_CROPS = 128  # validation crops it is measured on (about 40 s per stage on 2 CPU cores, small config)
 CURVE_BATCH = 32  # crops per network call when measuring it
 
 
