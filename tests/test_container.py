@@ -537,7 +537,7 @@ def test_fuzz_mutations_raise_only_bitstream_errors(base: bytes, ops: list[tuple
         assert str(exc), "every error has a message"
         return
     finally:
-        assert time.perf_counter() - start < 0.25
+        assert time.perf_counter() - start < 5.0  # no hang (a read takes about a millisecond; a loaded CI box pauses)
     # what reads is the untouched stream, or its header and complete chunks in a lossy prefix
     assert c.total_bytes == len(data)
     if c.complete:
