@@ -27,7 +27,7 @@ from diffc.bitstreams.errors import (
 )
 
 MAGIC = b"DFC"
-VERSION = 2
+VERSION = 3
 MODEL_HASH_BYTES = 8
 MAX_SEED = (1 << 32) - 1
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS)
@@ -57,7 +57,7 @@ class Mode(enum.IntEnum):
 # a new format version.
 PARAM_FIELDS: Mapping[Mode, tuple[str, ...]] = {
     Mode.LOSSY: ("steps", "chunk_bits", "margin", "lossless_tail"),
-    Mode.LOSSLESS_VDM: ("steps", "image_crc32", "patch_size", "seed_patches", "max_group"),
+    Mode.LOSSLESS_VDM: ("steps", "image_crc32", "patch_size", "seed_patches", "max_group", "context"),
     Mode.LOSSLESS_ARDM: ("steps", "image_crc32", "order"),
 }
 

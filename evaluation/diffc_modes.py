@@ -120,7 +120,9 @@ class LosslessCoder:
     def settings(self) -> dict[str, Any]:
         options = {"steps": self.job.steps}
         if self.prior == "vdm":
-            options.update(patch_size=bitsback.DEFAULT_PATCH, max_group=bitsback.DEFAULT_MAX_GROUP)
+            options.update(
+                patch_size=bitsback.DEFAULT_PATCH, max_group=bitsback.DEFAULT_MAX_GROUP, context=bitsback.DEFAULT_CONTEXT
+            )
         return {"library": f"diffc {self.job.title} ({self.job.model.name})", "swept": None, "options": options}
 
 

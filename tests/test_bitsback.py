@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import special
 
 from diffc import bitstreams
 from diffc.bitstreams import Mode
@@ -127,10 +128,10 @@ def test_two_images_chained_on_one_stack(den):
     assert stack.exhausted()
 
 
-def test_groups_grow_with_the_stack_in_powers_of_two(den):
-    """16 patches: the first coded directly, then groups of at most half as many patches as came
-    before, capped by max_group; a group of edge patches never mixes shapes."""
-    image = smooth_image(8, 32, 3, seed=3)
+def test_groups_grow_with_the_stack_as_rectangles(den):
+    """The first patch coded directly, then groups of at most half as many patches as came before,
+    capped by max_group: runs within a row of patches, or whole rows, so rectangles of pixels."""
+    image = smooth_image(8, 32, 3, seed=3)  # 2 rows of 8 patches
     result = bitsback.encode(image, den, steps=STEPS, patch_size=4)
     assert [(g.patches, g.chained) for g in result.stats.groups] == [
         (1, False), (1, True), (1, True), (1, True), (2, True), (2, True), (4, True), (4, True)]
@@ -141,21 +142,76 @@ def test_groups_grow_with_the_stack_in_powers_of_two(den):
     assert [g.patches for g in single.stats.groups] == [1] * 16
     for data in (result.data, capped.data, single.data):
         np.testing.assert_array_equal(bitsback.decode(data, den), image)
-    odd = smooth_image(7, 34, 3, seed=4)  # patches 8 x (4x4), 4x2 / 8 x (3x4), 3x2
+    odd = smooth_image(7, 34, 3, seed=4)  # 2 rows of 9 patches, the last column 2 wide, the last row 3 high
     odd_result = bitsback.encode(odd, den, steps=STEPS, patch_size=4)
-    assert [g.patches for g in odd_result.stats.groups] == [1, 1, 1, 1, 2, 2, 1, 4, 4, 1]
+    assert [g.patches for g in odd_result.stats.groups] == [1, 1, 1, 1, 2, 3, 4, 5]  # runs to the row's end
+    assert [g.dims for g in odd_result.stats.groups][-2:] == [3 * 16 * 3, 3 * 18 * 3]
     np.testing.assert_array_equal(bitsback.decode(odd_result.data, den), odd)
+    tall = smooth_image(30, 8, 3, seed=5)  # 8 rows of 2 patches, the last row 2 high
+    tall_result = bitsback.encode(tall, den, steps=STEPS, patch_size=4, context=3)
+    assert [g.patches for g in tall_result.stats.groups] == [1, 1, 1, 1, 2, 2, 4, 4]  # then whole rows
+    assert tall_result.stats.groups[-1].dims == 6 * 8 * 3
+    np.testing.assert_array_equal(bitsback.decode(tall_result.data, den), tall)
+
+
+@pytest.mark.parametrize("height, width, size", [(8, 32, 4), (7, 34, 4), (30, 8, 4), (13, 13, 3), (1, 5, 2)])
+def test_groups_are_rectangles_whose_windows_hold_only_later_patches(height, width, size):
+    """Every group the grid allows (whatever the stack made of the plan) is a rectangle of whole
+    patches, and its window adds only pixels of patches coded after it: what the decoder has."""
+    grid = bitsback.Grid(height, width, size)
+    index = np.zeros((height, width), np.int64)
+    for first, (rows, cols) in enumerate(bitsback.patch_grid(height, width, size)):
+        index[rows, cols] = first
+    for first in range(len(grid)):
+        for count in range(1, len(grid) - first + 1):
+            if not grid.fits(first, count):
+                continue
+            rect = np.zeros((height, width), bool)
+            rect[grid.rect(first, count)] = True
+            assert sorted(np.unique(index[rect])) == list(range(first, first + count))
+            window = np.zeros((height, width), bool)
+            window[grid.window(first, count, 5)] = True
+            assert grid.window(first, count, 0) == grid.rect(first, count) and np.all(window[rect])
+            assert np.all(index[window & ~rect] >= first + count)
+    assert grid.largest_group(0, 128) == 1 and not grid.fits(0, 0) and not grid.fits(len(grid) - 1, 2)
+
+
+def test_context_is_what_the_decoder_has_diffused_with_pinned_noise(den):
+    """A window's context is alpha_i x + sigma_i eps with eps the inverse normal CDF of pinned PCG64
+    words, the group's corner its latents; streams with and without context both decode."""
+    image = smooth_image(8, 12, 3, seed=6)
+    coding = bitsback.Coding.of(den, STEPS, 4, seed=3, context=4)
+    grid = bitsback.Grid(8, 12, 4)
+    window = bitsback._window(coding, image, grid, 1, 1)  # patch 1: 4 more pixels right and below
+    assert window.x.shape == (1, 8, 8, 3)
+    words = np.random.PCG64([3, 1, bitsback.MAX_STEPS + 1]).random_raw(8 * 8 * 3)
+    expected = np.sqrt(2) * special.erfinv(2 * ((words >> np.uint64(11)) + 0.5) * 2.0**-53 - 1)
+    np.testing.assert_allclose(window.noise.reshape(-1), expected, rtol=1e-9, atol=1e-12)
+    chain = coding.chain
+    z = np.arange(4 * 4 * 3).reshape(1, 4, 4, 3)
+    latents = np.asarray(window.latents(chain, 2, z))
+    np.testing.assert_array_equal(latents[:, :4, :4], np.float32(z * chain.widths[2]))
+    x = np.asarray(vdm.pixels_to_x(image[:8, 4:12]), np.float64)[None]
+    np.testing.assert_allclose(latents[:, 4:], chain.alphas[2] * x[:, 4:] + chain.sigmas[2] * window.noise[:, 4:], rtol=1e-6)
+    streams = [bitsback.encode(image, den, steps=STEPS, patch_size=4, context=c).data for c in (0, 4)]
+    assert streams[0] != streams[1]
+    for data, c in zip(streams, (0, 4)):
+        assert bitstreams.read(data).header.params["context"] == c
+        np.testing.assert_array_equal(bitsback.decode(data, den), image)
 
 
 def test_a_group_the_stack_cannot_serve_is_halved(den, monkeypatch):
-    """Asked to try 8 patches from the start, the encoder halves each group until the stack can
-    serve it; the decoder reads the sizes from the stream, not from the encoder's rule."""
-    image = smooth_image(8, 32, 3, seed=3)
-    monkeypatch.setattr(bitsback, "_largest_group", lambda grid, first, max_group: 8 if len(grid) - first >= 8 else 1)
+    """Asked to try the rest of the image from the start, the encoder halves each group until the
+    stack can serve it; the decoder reads the sizes from the stream, not from the encoder's rule."""
+    image = smooth_image(16, 16, 3, seed=3)  # 4 rows of 4 patches
+    monkeypatch.setattr(
+        bitsback.Grid, "largest_group",
+        lambda self, first, max_group: self.cols - first % self.cols if first % self.cols else len(self) - first,
+    )
     result = bitsback.encode(image, den, steps=STEPS, patch_size=4)
     sizes = [g.patches for g in result.stats.groups]
     assert sizes[0] == 1 and not result.stats.groups[0].chained
-    assert sum(sizes) == 16 and any(1 < s < 8 for s in sizes)
+    assert sum(sizes) == 16 and any(1 < s < 12 for s in sizes)
     monkeypatch.undo()
     np.testing.assert_array_equal(bitsback.decode(result.data, den), image)
 
@@ -259,9 +315,9 @@ def test_means_on_half_bins_use_the_end_rows_of_the_table():
 
 def test_a_group_that_does_not_fit_is_refused(den):
     """A chained group's size comes from the stream: one that reaches before the first patch, or
-    that would mix patch shapes, is an error, not a wrong image."""
+    that is no rectangle, is an error, not a wrong image."""
     coding = bitsback.Coding.of(den, STEPS, 4, 0, max_group=8)
-    for shape, size in [((8, 8, 3), 8), ((7, 10, 3), 2)]:  # 4 patches < 8; the last two are 3x4 and 3x2
+    for shape, size in [((8, 8, 3), 8), ((8, 12, 3), 4)]:  # 4 patches < 8; patches 2-5 span two rows
         stack = entropy.Stack()
         coding.push_group_size(stack, size)
         stack.push(np.array([1]), bitsback._FLAG)
@@ -323,20 +379,26 @@ def test_a_lossy_stream_is_refused(den):
         bitsback.decode(bitstreams.write(header, [b"\0" * 8]), den)
 
 
+GOOD = {"steps": 4, "image_crc32": 0, "patch_size": 4, "seed_patches": 1, "max_group": 2, "context": 4}
+
+
 @pytest.mark.parametrize(
-    "params, message",
+    "changes, message",
     [
-        ({"steps": 4, "image_crc32": 0, "patch_size": 4, "max_group": 2}, "lacks seed_patches"),
-        ({"steps": 4, "image_crc32": 0, "patch_size": 4, "seed_patches": 1}, "lacks max_group"),
-        ({"steps": 0, "image_crc32": 0, "patch_size": 4, "seed_patches": 1, "max_group": 2}, "steps"),
-        ({"steps": 4, "image_crc32": 0, "patch_size": 0, "seed_patches": 1, "max_group": 2}, "patch size"),
-        ({"steps": 4, "image_crc32": 0, "patch_size": 4, "seed_patches": 5, "max_group": 2}, "seed patches"),
-        ({"steps": 4, "image_crc32": 0, "patch_size": 4, "seed_patches": 1, "max_group": 3}, "power of two"),
-        ({"steps": 4, "image_crc32": 0, "patch_size": 4, "seed_patches": 1, "max_group": 0}, "power of two"),
+        ({"seed_patches": None}, "lacks seed_patches"),
+        ({"max_group": None}, "lacks max_group"),
+        ({"context": None}, "lacks context"),
+        ({"steps": 0}, "steps"),
+        ({"patch_size": 0}, "patch size"),
+        ({"seed_patches": 5}, "seed patches"),
+        ({"max_group": 0}, "largest group"),
+        ({"max_group": 4097}, "largest group"),
+        ({"context": 257}, "context margin"),
     ],
 )
-def test_bad_coding_parameters_are_refused(den, stream, params, message):
+def test_bad_coding_parameters_are_refused(den, stream, changes, message):
     _, result = stream
+    params = {k: v for k, v in {**GOOD, **changes}.items() if v is not None}
     container = bitstreams.read(result.data)
     header = bitstreams.Header(Mode.LOSSLESS_VDM, 8, 8, 3, 5, den.name, den.hash8, params)
     with pytest.raises(bitstreams.CorruptStreamError, match=message):
@@ -363,13 +425,15 @@ def test_invalid_images_are_refused(den, image):
 
 def test_golden_stream(white):
     """The stream of a fixed image under the network-free white model, pinned: any change to the
-    chain, its grids, the dithers, the seed coder or the framing shows here (bump the version)."""
-    image = smooth_image(3, 6, 3, seed=9)
-    result = bitsback.encode(image, white, steps=3, patch_size=3, seed=1)
+    chain, its grids, the dithers, the seed coder, the groups or the framing shows here (bump the
+    version). The window's noise is pinned by ``test_context_is_what_the_decoder_has...``."""
+    image = smooth_image(9, 6, 3, seed=9)
+    result = bitsback.encode(image, white, steps=3, patch_size=3, context=2, seed=1)
     data = result.data
-    assert [g.chained for g in result.stats.groups] == [False, True]  # both coders are pinned
+    # both coders, runs within a row and a whole row are pinned
+    assert [(g.patches, g.chained) for g in result.stats.groups] == [(1, False), (1, True), (1, True), (1, True), (2, True)]
     assert hashlib.sha256(data).hexdigest() == GOLDEN_SHA256
     np.testing.assert_array_equal(bitsback.decode(data, white), image)
 
 
-GOLDEN_SHA256 = "4fc7366d1417c4d8c5665ab0f520ddc04983f6f9ac31e585075273f926af0718"
+GOLDEN_SHA256 = "0059d60be5c5350d7fa257fbdeaabbd34ffa42028a6a2f69475e5340e376843b"

@@ -73,14 +73,14 @@ def table_of(*chunks: bytes) -> bytes:
 GOLDEN_HEADER = make_header(params={"chunk_bits": 300, "steps": 10})
 GOLDEN_CHUNKS = (b"\x01\x02\x03", b"", b"abcd")
 GOLDEN_HEX = (
-    "4446430200030203070474696e79000102030405060702000a01ac0203031d80bc5500000000000411cd82ed"
-    "db661baa01020361626364"
+    "4446430300030203070474696e79000102030405060702000a01ac0203031d80bc5500000000000411cd82ed"
+    "7af60c4201020361626364"
 )
 
 
 def test_golden_stream_bytes_are_pinned() -> None:
     data = bitstreams.write(GOLDEN_HEADER, GOLDEN_CHUNKS)
-    assert data.hex() == GOLDEN_HEX, "the v2 byte layout changed: bump VERSION and update docs/"
+    assert data.hex() == GOLDEN_HEX, "the v3 byte layout changed: bump VERSION and update docs/"
 
 
 def test_golden_stream_layout_field_by_field() -> None:
@@ -88,7 +88,7 @@ def test_golden_stream_layout_field_by_field() -> None:
     data = bytes.fromhex(GOLDEN_HEX)
     fields = [
         ("magic", b"DFC"),
-        ("version", b"\x02"),
+        ("version", b"\x03"),
         ("mode lossy", b"\x00"),
         ("channels", b"\x03"),
         ("height 2", b"\x02"),
@@ -110,7 +110,7 @@ def test_golden_stream_layout_field_by_field() -> None:
         assert data[pos : pos + len(expected)] == expected, name
         pos += len(expected)
     (header_crc,) = struct.unpack("<I", data[pos : pos + 4])
-    assert header_crc == zlib.crc32(data[:pos]) == 0xAA1B66DB
+    assert header_crc == zlib.crc32(data[:pos]) == 0x420CF67A
     assert data[pos + 4 :] == b"".join(GOLDEN_CHUNKS)
     assert pos + 4 == 48 == bitstreams.header_size(GOLDEN_HEADER, [3, 0, 4])
 
@@ -251,8 +251,8 @@ Corrupt, Unsupported, NotDFC = CorruptStreamError, UnsupportedVersionError, NotA
         (b"PK\x03\x04rest", NotDFC, "missing the 'DFC' magic"),
         (b"dfc\x01", NotDFC, "magic"),
         (raw_header(magic=b"DFX"), NotDFC, "magic"),
-        (raw_header(version=1), Unsupported, "format version 1 is not supported .*version 2"),
-        (raw_header(version=3), Unsupported, "format version 3 is not supported .*version 2"),
+        (raw_header(version=2), Unsupported, "format version 2 is not supported .*version 3"),
+        (raw_header(version=4), Unsupported, "format version 4 is not supported .*version 3"),
         (raw_header(version=0), Unsupported, "format version 0"),
         (raw_header(mode=3), Corrupt, "unknown mode 3 at byte 4"),
         (raw_header(channels=2), Corrupt, "channel count 2 at byte 5 is not 1 or 3"),
