@@ -361,7 +361,7 @@ class Window:
 def _window(coding: Coding, pixels: np.ndarray, grid: Grid, first: int, count: int) -> Window:
     """The ``Window`` of the group of ``count`` patches from patch ``first``, its context read from
     ``pixels`` (H, W, C), whose part after the group must be known; the noise is the inverse normal
-    CDF of (w >> 11 + 1/2) 2^-53, w the raw words of numpy's PCG64 keyed (seed, first, _CONTEXT_KEY)."""
+    CDF of ((w >> 11) + 1/2) 2^-53, w the raw words of numpy's PCG64 keyed (seed, first, _CONTEXT_KEY)."""
     rows, cols = grid.window(first, count, coding.context)
     x = _model_input(pixels[rows, cols])
     words = np.random.PCG64([coding.seed, first, _CONTEXT_KEY]).random_raw(x.size)
@@ -554,7 +554,8 @@ class Grid:
         """The group's rectangle with ``context`` more pixels below and to the right: only pixels
         of patches after the group."""
         rows, cols = self.rect(first, count)
-        return slice(rows.start, min(rows.stop + context, self.height)), slice(cols.start, min(cols.stop + context, self.width))
+        bottom, right = min(rows.stop + context, self.height), min(cols.stop + context, self.width)
+        return slice(rows.start, bottom), slice(cols.start, right)
 
     def largest_group(self, first: int, max_group: int) -> int:
         """The most patches a chained group from patch ``first`` may try: at most ``max_group`` and
