@@ -223,6 +223,8 @@ def elbo(
     ] = LOSSLESS_BASELINES,
     crop: Annotated[int | None, typer.Option("--crop", min=8, help="Centre-crop to N x N (default: full size).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Use only the first N images.")] = None,
+    skip: Annotated[int, typer.Option(
+        "--skip", min=0, help="Leave out the first N images (their values do not change the others').")] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write every number here as JSON.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --json.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -256,9 +258,12 @@ def elbo(
     card_path = registry.resolve(model, "vdm")
     config, params, card = checkpoint.load_model(card_path, "vdm")
     try:
-        images = [runner.load_image(path, crop) for path in runner.find_images(data, limit)]
+        paths = runner.find_images(data)[skip : skip + limit if limit else None]
+        images = [runner.load_image(path, crop) for path in paths]
     except EvaluationError as exc:
         raise UserError(str(exc)) from exc
+    if not images:
+        raise UserError(f"--skip {skip} leaves no image of {data}")
     rows, start = [], time.perf_counter()
     columns = (TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
                TimeElapsedColumn())
@@ -266,7 +271,7 @@ def elbo(
         task = bar.add_task("", total=len(images))
         for i, image in enumerate(images):
             bar.update(task, description=image.name)
-            e = image_elbo(config, params, image.pixels, samples=samples, steps=steps, batch=batch, seed=i,
+            e = image_elbo(config, params, image.pixels, samples=samples, steps=steps, batch=batch, seed=skip + i,
                            continuous=not discrete_only)
             row = {"image": image.name, "dims": int(image.pixels.size), "prior": e.prior, "recon": e.recon}
             if not discrete_only:
@@ -292,6 +297,7 @@ def elbo(
                                    "--steps", str(steps), "--samples", str(samples),
                                    *(["--discrete-only"] if discrete_only else []),
                                    *(["--crop", str(crop)] if crop else []), *(["--limit", str(limit)] if limit else []),
+                                   *(["--skip", str(skip)] if skip else []),
                                    "--codecs", codec_names]),
             "model": {"name": model, "sha256": card["sha256"], "config": config.name},
             "seconds": seconds, "images_per_s": len(rows) / seconds, "totals": totals, "images": rows,

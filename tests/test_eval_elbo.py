@@ -77,10 +77,21 @@ def test_discrete_only_reports_the_same_t_step_elbo(setup, tmp_path):
     assert "--discrete-only" in discrete["command"]
 
 
+def test_skipped_images_leave_the_others_values_unchanged(setup, tmp_path):
+    """Each image's noise is keyed by its place in the folder, so a run split with --skip and
+    --limit measures what one run does."""
+    full = run(setup, tmp_path, "--codecs", "none", "--discrete-only")
+    second = run(setup, tmp_path, "--codecs", "none", "--discrete-only", "--skip", "1", "--limit", "1")
+    assert [r["image"] for r in second["images"]] == ["b"]
+    assert second["images"][0] == full["images"][1]
+    assert "--limit 1 --skip 1" in second["command"]
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [(["--steps", "0", "--discrete-only"], "--discrete-only needs --steps above 0"),
-     (["--codecs", "gif"], "gif")],
+     (["--codecs", "gif"], "gif"),
+     (["--skip", "2"], "--skip 2 leaves no image")],
 )
 def test_bad_options_are_one_line_errors(setup, tmp_path, capsys, extra, message):
     model, data = setup
