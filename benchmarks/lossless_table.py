@@ -1,10 +1,10 @@
 """A lossless run of ``diffc eval rd`` beside the model's ELBO: the Markdown table of docs/lossless.md.
 
     python benchmarks/lossless_table.py docs/results/kodak-lossless docs/results/kodak-elbo-exact.json \\
-        --coder diffc-lossless-vdm
+        docs/results/kodak-elbo-exact-06-12.json --coder diffc-lossless-vdm
 
 For every image the run coded with ``--coder``: the stream's bits/dim, the T-step ELBO from the
-``diffc eval elbo --json`` file (``elbo_T100``; images it lacks are left out), their ratio, the
+``diffc eval elbo --json`` files (``elbo_T100``; images they lack are left out), their ratio, the
 classical codecs of the same run and the coder's encode and decode seconds; then the totals over
 those images, weighted by their subpixels (bits over subpixels, not a mean of ratios).
 """
@@ -21,13 +21,13 @@ CLASSICAL = ("jpegxl-lossless", "webp-lossless", "png")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="an eval rd --out folder")
-    parser.add_argument("elbo", type=Path, help="a diffc eval elbo --json file")
+    parser.add_argument("elbo", type=Path, nargs="+", help="diffc eval elbo --json files")
     parser.add_argument("--coder", default="diffc-lossless-vdm")
     args = parser.parse_args()
     points = json.loads((args.run / "results.json").read_text())["points"]
-    elbo = {i["image"]: i for i in json.loads(args.elbo.read_text())["images"]}
+    elbo = {i["image"]: i for path in args.elbo for i in json.loads(path.read_text())["images"]}
     by = {(p["image"], p["codec"]): p for p in points}
-    images = [p["image"] for p in points if p["codec"] == args.coder and p["image"] in elbo]
+    images = sorted(p["image"] for p in points if p["codec"] == args.coder and p["image"] in elbo)
     head = ["image", "stream", "T = 100 ELBO", "ratio", *CLASSICAL, "encode s", "decode s"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))

@@ -28,9 +28,9 @@ Prior = Literal["diffc", "vdm", "ardm"]
 PRIORS: tuple[Prior, ...] = ("diffc", "vdm", "ardm")
 LOSSLESS_PRIOR: Prior = "vdm"
 """What ``lossless=True`` codes with when no prior is named: the mode that measures best on Kodak
-crops with the shipped models (bits-back 3.960 bits/dim, ARDM 5.433, the DiffC stream 5.959 on the
-same three; docs/ardm.md, docs/lossless.md). Bits-back lands within a few hundredths of a bit per
-dimension of the VDM's ELBO; ARDM is limited by its CPU-trained model."""
+crops with the shipped models (bits-back 3.884 bits/dim, ARDM 5.433, the DiffC stream 5.959 on the
+same three; docs/lossless.md). Bits-back lands within 1% of the VDM's T-step ELBO on full Kodak
+images; ARDM is limited by its CPU-trained model."""
 Bpp = float | Literal["max"] | None
 Model = denoiser.Denoiser | ardm.ARDMPrior
 """A loaded model: the VDM of lossy DiffC and bits-back, or an ARDM."""
