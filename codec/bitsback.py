@@ -392,7 +392,7 @@ def _pop_chained(stack: entropy.Stack, pixels: np.ndarray, grid: Grid, first: in
     den, chain = coding.den, coding.chain
     rect = grid.rect(first, count)
     window = _window(coding, pixels, grid, first, count)
-    z_shape = (1, rect[0].stop - rect[0].start, rect[1].stop - rect[1].start, 3)
+    z_shape = (1, *_extent(rect), 3)
     z = stack.pop(_prior(chain, math.prod(z_shape))).reshape(z_shape)
     for i in range(chain.steps, 0, -1):
         z_prev = stack.pop(_model(den, chain, i, z, window)).reshape(z_shape)
@@ -512,6 +512,11 @@ class ImageStats:
 Rect = tuple[slice, slice]
 
 
+def _extent(rect: Rect) -> tuple[int, int]:
+    """(height, width) of a rectangle of pixels."""
+    return rect[0].stop - rect[0].start, rect[1].stop - rect[1].start
+
+
 @dataclass(frozen=True)
 class Grid:
     """An image's ``size`` x ``size`` patches in raster order (smaller at the bottom and right
@@ -575,12 +580,6 @@ class Grid:
         return count // 2
 
 
-def patch_grid(height: int, width: int, size: int) -> list[Rect]:
-    """The ``size`` x ``size`` patches (smaller at the bottom and right edges) in raster order."""
-    grid = Grid(height, width, size)
-    return [grid.rect(first, 1) for first in range(len(grid))]
-
-
 def _copy(stack: entropy.Stack) -> entropy.Stack:
     twin = entropy.Stack(stack.to_words())
     twin.ideal_bits = stack.ideal_bits
@@ -614,10 +613,6 @@ def _push_group(
     return stack, 1, False
 
 
-def _dims(rect: Rect, channels: int) -> int:
-    return (rect[0].stop - rect[0].start) * (rect[1].stop - rect[1].start) * channels
-
-
 def push_image(
     stack: entropy.Stack, pixels: np.ndarray, coding: Coding, progress: Progress | None = None
 ) -> tuple[entropy.Stack, ImageStats]:
@@ -629,7 +624,7 @@ def push_image(
     while first < len(grid):
         before = stack.ideal_bits
         stack, count, chained = _push_group(stack, pixels, grid, first, coding)
-        dims = _dims(grid.rect(first, count), pixels.shape[2])
+        dims = math.prod(_extent(grid.rect(first, count))) * pixels.shape[2]
         costs.append(GroupCost(count, dims, stack.ideal_bits - before, chained))
         first += count
         if progress:
@@ -656,7 +651,7 @@ def pop_image(
         else:
             first = end - 1
             rect = grid.rect(first, 1)
-            pixels[rect] = _pop_direct(stack, (rect[0].stop - rect[0].start, rect[1].stop - rect[1].start, shape[2]))
+            pixels[rect] = _pop_direct(stack, (*_extent(rect), shape[2]))
             direct += 1
         end = first
         if progress:

@@ -160,8 +160,8 @@ def test_groups_are_rectangles_whose_windows_hold_only_later_patches(height, wid
     patches, and its window adds only pixels of patches coded after it: what the decoder has."""
     grid = bitsback.Grid(height, width, size)
     index = np.zeros((height, width), np.int64)
-    for first, (rows, cols) in enumerate(bitsback.patch_grid(height, width, size)):
-        index[rows, cols] = first
+    for first in range(len(grid)):
+        index[grid.rect(first, 1)] = first
     for first in range(len(grid)):
         for count in range(1, len(grid) - first + 1):
             if not grid.fits(first, count):
@@ -260,7 +260,8 @@ def test_steady_rate_is_the_t_step_elbo(den):
 
     gamma_fn, _ = vdm.bound_fns(den.config, den.params)
     copies = 8  # each patch at the middle of every step, ``copies`` times: a stratified estimate
-    patches = np.stack([image[r, c] for r, c in bitsback.patch_grid(8, 32, 4)])
+    grid = bitsback.Grid(8, 32, 4)
+    patches = np.stack([image[grid.rect(first, 1)] for first in range(len(grid))])
     batch = jnp.asarray(np.repeat(patches, steps * copies, axis=0))
     times = jnp.tile(jnp.repeat((jnp.arange(steps) + 0.5) / steps, copies), len(patches))
     terms = vdm.elbo_terms(batch, jax.random.key(1), gamma_fn, naive_eps, steps=steps, clip=True, times=times)
