@@ -8,8 +8,8 @@ The results dict is what results.json holds (schema ``diffc-eval-rd/1``):
   libraries; ``notes``.
 - ``points``: one per (image, codec, target): ``bytes``, ``bpp`` (bits over H * W),
   ``bits_per_dim`` (bits over H * W * C), ``encode_s``, ``decode_s``, ``megapixels``, the facts a
-  diffc coder adds (lossy: ``kl_bits``, ``steps``); lossy points add ``mse``, ``psnr`` (RGB,
-  dB; null when the decoded image is identical) and ``ms_ssim``.
+  diffc coder adds (lossy: ``kl_bits``, ``steps``; lossless: ``ideal_bits_per_dim``); lossy
+  points add ``mse``, ``psnr`` (RGB, dB; null when the decoded image is identical) and ``ms_ssim``.
   Lossless points are checked to decode exactly. A point timed while other images were measured
   in parallel says how many at once in ``jobs``.
 

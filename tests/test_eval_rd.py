@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from diffc.cli.main import main
+from diffc.codec import ardm as codec_ardm
 from diffc.evaluation import codecs, metrics, runner
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
@@ -269,6 +270,8 @@ def test_lossless_evaluation_codes_both_diffc_streams_exactly_beside_png(tmp_pat
     assert {c for c, _ in points} == {"png", "diffc-lossless-vdm", "diffc-lossless-diffc"}
     for (codec, _), p in points.items():
         assert p["bits_per_dim"] == pytest.approx(p["bytes"] * 8 / (32 * 48 * 3))
+        if codec == "diffc-lossless-vdm":
+            assert 0 < p["ideal_bits_per_dim"] < p["bits_per_dim"]
     assert "diffc-lossless-vdm" in (out / "summary.md").read_text()
 
 
@@ -288,6 +291,11 @@ def test_an_ardm_model_is_evaluated_by_the_ardm_coder_alone(tmp_path, capsys):
     ardm_points = [p for p in points if p["codec"] == "diffc-lossless-ardm"]
     assert len(ardm_points) == len(list(data.iterdir()))
     assert all(p["bits_per_dim"] == pytest.approx(p["bytes"] * 8 / (32 * 48 * 3)) for p in ardm_points)
+    prior = codec_ardm.load(tmp_path / "ardm.json")
+    for p in ardm_points:  # the model's cost of the stream's order and plan, beside the stream's
+        pixels = np.asarray(Image.open(data / f"{p['image']}.png"))
+        assert p["ideal_bits_per_dim"] == codec_ardm.encode(pixels, prior).ideal_bits / pixels.size
+        assert 0 < p["bits_per_dim"] - p["ideal_bits_per_dim"] < 8 * 100 / pixels.size  # container, rANS tail
     args[args.index("--out") + 1] = str(tmp_path / "out2")
     assert main([*args, "--diffc", "lossless-vdm"]) == 1
     assert "no diffc coder of lossless evaluation takes the model" in capsys.readouterr().err
