@@ -98,8 +98,8 @@ class LosslessCoder:
     """A lossless coder of ``api`` (``prior`` vdm: bits-back; ardm) at its default steps, with
     ``model`` (``default``: the prior's default model); ``method`` is unused. Its points add
     ``ideal_bits_per_dim``: the information the coder pushed minus what it popped, per subpixel,
-    the stream's cost without rANS overhead and container (ARDM: the model's -log2 p(x) under
-    the stream's order and plan)."""
+    the stream's cost without rANS overhead and container (ARDM: -log2 of the quantised
+    probabilities of the stream's order and plan, the model's cost)."""
 
     model: str
     method: str
