@@ -10,7 +10,8 @@ ratio, the classical codecs of the same run and the coder's encode and decode se
 totals over those images, weighted by their subpixels (bits over subpixels, not a mean of ratios).
 The model's cost is the T-step ELBO from the ``diffc eval elbo --json`` files given (``elbo_T100``;
 images they lack are left out), or without them the ideal cost the run recorded with each stream
-(``ideal_bits_per_dim``: for ARDM, the model's -log2 p(x) under the stream's order and plan).
+(``ideal_bits_per_dim``: for ARDM, -log2 of the quantised probabilities of the stream's order
+and plan, the model's cost). Ratios to 5 decimals: ARDM's streams are within 0.0001 of their cost.
 """
 
 from __future__ import annotations
@@ -48,14 +49,14 @@ def main() -> None:
         dims = round(8 * coded["bytes"] / coded["bits_per_dim"])  # H W C, as the run divided by
         row = [coded["bits_per_dim"], cost[image]]
         classical = [by[image, c]["bits_per_dim"] for c in CLASSICAL]
-        print(f"| {image} | {row[0]:.3f} | {row[1]:.3f} | {row[0] / row[1]:.4f} | "
+        print(f"| {image} | {row[0]:.3f} | {row[1]:.3f} | {row[0] / row[1]:.5f} | "
               + " | ".join(f"{v:.3f}" for v in classical)
               + f" | {coded['encode_s']:.0f} | {coded['decode_s']:.0f} |")
         for name, v in zip(("stream", "model", *CLASSICAL), row + classical):
             totals[name] += v * dims
         totals["dims"] += dims
     t = {name: v / totals["dims"] for name, v in totals.items() if name != "dims"}
-    print(f"| **all {len(images)}** | **{t['stream']:.3f}** | **{t['model']:.3f}** | **{t['stream'] / t['model']:.4f}** | "
+    print(f"| **all {len(images)}** | **{t['stream']:.3f}** | **{t['model']:.3f}** | **{t['stream'] / t['model']:.5f}** | "
           + " | ".join(f"**{t[c]:.3f}**" for c in CLASSICAL) + " | | |")
 
 
