@@ -76,7 +76,15 @@ def _command(family: str, what: str) -> Callable[..., None]:
         time_limit: Annotated[
             float | None, typer.Option("--time-limit", min=0.0, help="Stop (and save) after MINUTES.")
         ] = None,
-        resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
+        resume: Annotated[bool, typer.Option(
+            "--resume", help="Continue the run in --out (exactly), or, if --out holds none, the --resume-point.")] = False,
+        resume_point: Annotated[Path | None, typer.Option(
+            "--resume-point", help="A compact resume point (STEM.msgpack + STEM.json, under 16 MiB, optimiser "
+            "re-warmed): rewritten at every checkpoint, and started from by --resume when --out holds no run.",
+        )] = None,
+        init: Annotated[str | None, typer.Option(
+            "--init", help="Start a new run from this model's weights (a name or path; its steps and "
+            "history carried on, optimiser re-warmed).")] = None,
         batch: Annotated[int | None, typer.Option("--batch", min=1, help="Crops per step (config's).")] = None,
         crop: Annotated[int | None, typer.Option("--crop", min=4, help="Crop side in pixels (config's).")] = None,
         seed: Annotated[int, typer.Option("--seed", help="Seed of initialisation and data order.")] = 0,
@@ -94,7 +102,7 @@ def _command(family: str, what: str) -> Callable[..., None]:
     ) -> None:
         _train(
             family, data + list(more_data or []), out, config, steps, time_limit, resume, batch, crop, seed,
-            val, every, coordinator, num_processes, process_id,
+            val, every, coordinator, num_processes, process_id, resume_point, init,
         )
 
     command.__doc__ = f"""Train {what} on random crops (with flips) of image folders.
@@ -103,6 +111,11 @@ def _command(family: str, what: str) -> Callable[..., None]:
     few minutes, at the end, at the time limit and on Ctrl-C; --resume continues exactly.
 
     Example: diffc train {family} --data cid22/train imagenet-sample --out runs/{family} --time-limit 90
+
+    Training that goes on across sessions and machines (start it at the lowest priority, and commit
+    the resume point before the session ends):
+
+      nice -n 19 diffc train {family} --data ... --out runs/bg --resume --resume-point models/resume/{family}-small
     """
     return command
 
@@ -110,7 +123,8 @@ def _command(family: str, what: str) -> Callable[..., None]:
 def _train(
     family: str, folders: list[Path], out: Path, config: str, steps: int | None, time_limit: float | None,
     resume: bool, batch: int | None, crop: int | None, seed: int, val: Path | None, every: float,
-    coordinator: str | None, num_processes: int, process_id: int,
+    coordinator: str | None, num_processes: int, process_id: int, resume_point: Path | None = None,
+    init: str | None = None,
 ) -> None:
     import jax
 
@@ -131,10 +145,24 @@ def _train(
     except KeyError as exc:
         raise UserError(str(exc.args[0])) from None
     cfg = dataclasses.replace(cfg, batch=batch or cfg.batch, crop=crop or cfg.crop)
-    if resume and not (out / "state.json").is_file():
-        raise UserError(f"--resume: no training state in {out} (state.json)")
+    if init is not None and resume:
+        raise UserError("--init starts a new run; it cannot be combined with --resume")
+    has_point = resume_point is not None and checkpoint.card_path(resume_point).is_file()
+    if resume and not (out / "state.json").is_file() and not has_point:
+        raise UserError(f"--resume: no training state in {out} (state.json)"
+                        + (f" and no resume point {checkpoint.card_path(resume_point)}" if resume_point else ""))
     if not resume and (out / "state.json").exists():
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if not resume and has_point:
+        raise UserError(f"resume point {checkpoint.card_path(resume_point)} exists; pass --resume to continue it")
+    init_path = None
+    if init is not None:
+        from diffc.models import registry
+
+        try:
+            init_path = registry.resolve(init, family)
+        except checkpoint.ModelError as exc:
+            raise UserError(str(exc)) from None
     val_dir = val or _default_val(folders)
     cpu = jax.devices()[0].platform == "cpu"
     opts = FitOptions(
@@ -142,6 +170,7 @@ def _train(
         time_limit_s=None if time_limit is None else 60.0 * time_limit, resume=resume, seed=seed,
         val_dir=val_dir, val_every_s=60.0 * every, checkpoint_every_s=60.0 * every,
         command=shlex.join(["diffc", *sys.argv[1:]]), extra_card={"note": CPU_NOTE} if cpu else {},
+        init=init_path, resume_point=resume_point,
     )
     reporter = _Reporter(steps, opts.time_limit_s)
     try:

@@ -27,6 +27,8 @@ from diffc.models import families
 from diffc.models.configs import Recipe
 
 STATE_FORMAT = "diffc-train-state/1"
+RESUME_FORMAT = "diffc-resume-point/1"
+RESUME_LIMIT = 16 * 2**20  # bytes: a resume point is committed to the repository every session
 LEGACY_STATE_FORMATS = ("diffc-vdm-train-state/1",)  # VDM runs saved before ARDM training existed
 DTYPES = ("float32", "float16")
 
@@ -169,3 +171,40 @@ def load_state(stem: Path, target: Any) -> tuple[Any, dict[str, Any]]:
     if card.get("format") not in (STATE_FORMAT, *LEGACY_STATE_FORMATS):
         raise ModelError(f"{card_path(stem)} is not a diffc training state")
     return _restore(target, payload, card_path(stem)), card
+
+
+def save_resume_point(stem: Path, state: Any, card: dict[str, Any]) -> dict[str, Any]:
+    """Write the compact resume point of a training state: parameters and EMA parameters in
+    float16, the step and the run's key; the optimiser moments are left out (``load_resume_point``
+    re-warms them). It is what a session commits so that the next one, on any machine, goes on."""
+    state = jax.device_get(state)
+    half = lambda tree: jax.tree.map(lambda a: np.asarray(a, np.float16), flax.serialization.to_state_dict(tree))
+    tree = {
+        "params": half(state.params), "ema_params": half(state.ema_params),
+        "step": np.asarray(state.step, np.int64), "key": np.asarray(state.key),
+    }
+    payload = flax.serialization.msgpack_serialize(tree)
+    if len(payload) > RESUME_LIMIT:
+        raise ModelError(f"a resume point of {len(payload)} bytes is over the {RESUME_LIMIT} bytes one may commit")
+    return write_blob(stem, payload, {**card, "format": RESUME_FORMAT})
+
+
+def load_resume_point(stem: Path, target: Any) -> tuple[Any, dict[str, Any]]:
+    """A fresh training state ``target`` (structure, optimiser) with the parameters, EMA
+    parameters, step and key of the resume point at ``stem``; the optimiser state is ``target``'s,
+    so its moments and warm-up start again."""
+    payload, card = read_blob(stem)
+    if card.get("format") != RESUME_FORMAT:
+        raise ModelError(f"{card_path(stem)} is not a diffc resume point")
+    expected = {
+        "params": flax.serialization.to_state_dict(target.params),
+        "ema_params": flax.serialization.to_state_dict(target.ema_params),
+        "step": np.zeros((), np.int64), "key": np.asarray(target.key),
+    }
+    tree = _restore(expected, payload, card_path(stem))
+    widen = lambda t, like: flax.serialization.from_state_dict(like, jax.tree.map(lambda a: np.asarray(a, np.float32), t))
+    state = target.replace(
+        params=widen(tree["params"], target.params), ema_params=widen(tree["ema_params"], target.ema_params),
+        step=int(tree["step"]), key=np.asarray(tree["key"], np.asarray(target.key).dtype),
+    )
+    return state, card

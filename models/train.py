@@ -13,8 +13,11 @@ global batch. Only process 0 writes checkpoints.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import functools
 import json
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -101,6 +104,59 @@ class FitOptions:
     checkpoint_every_s: float = 300.0
     command: str = ""
     extra_card: dict[str, Any] = field(default_factory=dict)
+    init: Path | None = None  # a model card: start from its weights, step and history
+    resume_point: Path | None = None  # a compact resume point: started from if OUT has no run, kept current
+
+
+def _same_network(a: Recipe, b: Recipe) -> bool:
+    """Whether two configs differ at most in their training recipe (crop, batch, rates), which a
+    re-warmed optimiser may change."""
+    recipe = {f.name: getattr(b, f.name) for f in dataclasses.fields(Recipe) if f.name != "name"}
+    return type(a) is type(b) and dataclasses.replace(a, **recipe, name=b.name) == b
+
+
+def _start(opts: FitOptions, state: TrainState, family: families.Family) -> tuple[TrainState, dict[str, Any], str]:
+    """The state and run record to train from, and what they came from: the run in OUT
+    (``--resume``: exact), else the resume point, else a model's weights (both with the optimiser
+    re-warmed), else a fresh initialisation."""
+    cfg = opts.config
+    fresh = {"images_seen": 0, "wall_time_s": 0.0, "val_history": [], "sessions": 0}
+    state_stem = opts.out / "state"
+    if opts.resume and checkpoint.card_path(state_stem).is_file():
+        state, card = checkpoint.load_state(state_stem, state)
+        if family.config_type.from_dict(card["config"]) != cfg:
+            raise ValueError(f"--resume with a different config than {checkpoint.card_path(state_stem)}")
+        return state, card["run"], f"run {opts.out}"
+    if opts.resume_point is not None and checkpoint.card_path(opts.resume_point).is_file():
+        source = checkpoint.card_path(opts.resume_point)
+        _check_network(checkpoint.read_card(source), cfg, family, source)
+        state, card = checkpoint.load_resume_point(opts.resume_point, state)
+        run = card["run"]
+    elif opts.init is not None:
+        source = checkpoint.card_path(opts.init)
+        _check_network(checkpoint.read_card(source), cfg, family, source)
+        _, payload, card = checkpoint.load_model(opts.init, family.name)
+        params = payload if family.extras is None else payload["params"]
+        params = jax.tree.map(jnp.asarray, params)
+        state = state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params), step=int(card.get("steps", 0)))
+        run = {**fresh, **{k: card[k] for k in ("images_seen", "wall_time_s", "val_history") if k in card}}
+        run["segments"] = [{
+            "session": 0, "model": card.get("name"), "sha256": card["sha256"], "to_step": int(state.step),
+            "images": run["images_seen"], "wall_s": run["wall_time_s"],
+        }]
+    else:
+        return state, fresh, "a fresh initialisation"
+    return state, run, str(source)
+
+
+def _check_network(card: dict[str, Any], cfg: Recipe, family: families.Family, source: Path) -> None:
+    """Refuse a checkpoint whose network is not ``cfg``'s (its recipe may differ)."""
+    try:
+        other = family.config_type.from_dict(card["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{source} has no {family.name} config ({exc})") from None
+    if not _same_network(other, cfg):
+        raise ValueError(f"{source} holds a network of config {other.name!r}, not of config {cfg.name!r}")
 
 
 @contextmanager
@@ -150,16 +206,17 @@ def fit(opts: FitOptions, report: Callable[[dict[str, Any]], None] = lambda m: N
     if not files:
         raise ValueError(f"no images in {', '.join(map(str, opts.data))}")
     sampler = data.CropSampler([data.load_image(p) for p in files], cfg.crop, opts.seed, proc)
-    state = create_state(cfg, opts.seed)
-    run = {"images_seen": 0, "wall_time_s": 0.0, "val_history": [], "sessions": 0}
+    state, run, source = _start(opts, create_state(cfg, opts.seed), family)
     opts.out.mkdir(parents=True, exist_ok=True)
     state_stem, model_stem, log_path = opts.out / "state", opts.out / "model", opts.out / "log.jsonl"
-    if opts.resume:
-        state, card = checkpoint.load_state(state_stem, state)
-        if family.config_type.from_dict(card["config"]) != cfg:
-            raise ValueError(f"--resume with a different config than {checkpoint.card_path(state_stem)}")
-        run = card["run"]
     run["sessions"] += 1
+    segment = {
+        "session": run["sessions"], "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "from": source, "from_step": int(state.step), "device": device_description(), "nice": os.nice(0),
+        "crop": cfg.crop, "batch": cfg.batch, "learning_rate": cfg.learning_rate,
+    }
+    run.setdefault("segments", []).append(segment)
+    run.setdefault("cpu_time_s", 0.0)
     state = jax.device_put(state, replicated)
 
     val = None
@@ -179,7 +236,10 @@ def fit(opts: FitOptions, report: Callable[[dict[str, Any]], None] = lambda m: N
             for k in keys for i, b in enumerate(batches)
         )
         bpd = total / (len(keys) * len(val))
-        entry = {"step": int(state.step), "images_seen": run["images_seen"], "wall_time_s": run["wall_time_s"], "val_bpd": bpd}
+        entry = {
+            "step": int(state.step), "images_seen": run["images_seen"], "wall_time_s": run["wall_time_s"],
+            "val_bpd": bpd, "session": run["sessions"],
+        }
         run["val_history"].append(entry)
         _log(log_path, entry, proc)
         report(entry)
@@ -188,6 +248,9 @@ def fit(opts: FitOptions, report: Callable[[dict[str, Any]], None] = lambda m: N
     def save() -> dict[str, Any]:
         if proc != 0:
             return {}
+        segment.update(to_step=int(state.step), images=run["images_seen"] - images0,
+                       wall_s=round(run["wall_time_s"] - wall0, 1), cpu_s=round(time.process_time() - cpu0, 1))
+        run["cpu_time_s"] = round(cpu_before + segment["cpu_s"], 1)
         vh = run["val_history"]
         card = {
             "name": cfg.name,
@@ -197,6 +260,8 @@ def fit(opts: FitOptions, report: Callable[[dict[str, Any]], None] = lambda m: N
             "crop": cfg.crop,
             "batch": cfg.batch,
             "wall_time_s": round(run["wall_time_s"], 1),
+            "cpu_time_s": run["cpu_time_s"],
+            "sessions": run["segments"],
             "device": device_description(),
             "jax_version": jax.__version__,
             "val_bpd": vh[-1]["val_bpd"] if vh else None,
@@ -206,16 +271,16 @@ def fit(opts: FitOptions, report: Callable[[dict[str, Any]], None] = lambda m: N
             "parameters": int(sum(np.size(a) for a in jax.tree.leaves(state.params))),
             **opts.extra_card,
         }
-        checkpoint.save_state(
-            state_stem, state, {"config": cfg.to_dict(), "run": run}
-        )
+        checkpoint.save_state(state_stem, state, {"config": cfg.to_dict(), "run": run})
+        if opts.resume_point is not None:
+            checkpoint.save_resume_point(opts.resume_point, state, {"config": cfg.to_dict(), "run": run, "command": opts.command})
         payload = family.payload(cfg, jax.device_get(state.ema_params), val)
         return checkpoint.save_model(model_stem, cfg, payload, card)
 
     total = opts.steps if opts.steps is not None else 2**62
     start = time.monotonic()
     last_val = last_ckpt = last_tick = start
-    wall0 = run["wall_time_s"]
+    wall0, images0, cpu0, cpu_before = run["wall_time_s"], run["images_seen"], time.process_time(), run["cpu_time_s"]
     images_since = 0
     with _stop_on_signals() as stopped:
         while int(state.step) < total and not stopped():

@@ -214,3 +214,58 @@ def test_ardm_training_needs_validation_images(tmp_path: Path, data: Path, capsy
     args = ["train", "ardm", "--data", str(lone), "--out", str(tmp_path / "a"), "--config", "tiny", "--steps", "1"]
     message = assert_one_error_line(main(args), capsys.readouterr().err)
     assert "give --val DIR" in message
+
+
+def test_resume_point_carries_a_run_across_machines(run6: Path, data: Path, tmp_path: Path, capsys) -> None:
+    """--init a model, keep a compact resume point, and go on from it in a fresh --out: the
+    weights and EMA come back to float16 precision, the step, key and history exactly."""
+    point = tmp_path / "resume" / "vdm-tiny"
+    point.parent.mkdir()
+    code = train(tmp_path / "first", data, "--steps", "9", "--init", str(run6), "--resume-point", str(point))
+    assert code == 0, capsys.readouterr().err
+    card = json.loads(point.with_suffix(".json").read_text())
+    assert card["format"] == checkpoint.RESUME_FORMAT and card["bytes"] < checkpoint.RESUME_LIMIT
+    run = card["run"]
+    assert run["images_seen"] == 9 * TINY.batch and run["sessions"] == 1
+    assert [s["session"] for s in run["segments"]] == [0, 1]
+    assert run["segments"][0]["to_step"] == 6 and run["segments"][1]["from_step"] == 6
+    assert run["segments"][1]["to_step"] == 9 and run["cpu_time_s"] > 0
+    state = json.loads((tmp_path / "first" / "state.json").read_text())
+    first = checkpoint.load_state(tmp_path / "first" / "state", _fresh_state())[0]
+
+    restored, _ = checkpoint.load_resume_point(point, _fresh_state())
+    assert int(restored.step) == 9 and np.array_equal(np.asarray(restored.key), np.asarray(first.key))
+    for got, want in zip(jax.tree.leaves(restored.ema_params), jax.tree.leaves(first.ema_params)):
+        np.testing.assert_array_equal(got, np.asarray(want, np.float16).astype(np.float32))
+    assert all(float(np.abs(m).sum()) == 0.0 for m in jax.tree.leaves(restored.opt_state) if np.ndim(m))
+
+    code = train(tmp_path / "second", data, "--steps", "12", "--resume", "--resume-point", str(point))
+    assert code == 0, capsys.readouterr().err
+    run = json.loads(point.with_suffix(".json").read_text())["run"]
+    assert run["sessions"] == 2 and run["images_seen"] == 12 * TINY.batch
+    assert [s["session"] for s in run["segments"]] == [0, 1, 2]
+    assert [v["session"] for v in run["val_history"]] == [1, 1, 2]  # run6's own history: one validation
+    assert state["run"]["cpu_time_s"] < run["cpu_time_s"]
+
+
+def test_resume_point_refusals(run6: Path, data: Path, tmp_path: Path, capsys) -> None:
+    point = tmp_path / "p"
+    assert train(tmp_path / "a", data, "--steps", "7", "--init", str(run6), "--resume-point", str(point)) == 0
+    capsys.readouterr()
+    code = train(tmp_path / "b", data, "--steps", "8", "--resume-point", str(point))
+    assert "pass --resume to continue it" in assert_one_error_line(code, capsys.readouterr().err)
+    code = main(["train", "vdm", "--data", str(data), "--out", str(tmp_path / "c"), "--config", "small",
+                 "--crop", "16", "--steps", "8", "--resume", "--resume-point", str(point)])
+    message = assert_one_error_line(code, capsys.readouterr().err)
+    assert "config 'tiny', not of config 'small'" in message
+    code = train(tmp_path / "d", data, "--steps", "8", "--resume", "--init", str(run6))
+    assert "cannot be combined with --resume" in assert_one_error_line(code, capsys.readouterr().err)
+    code = train(tmp_path / "e", data, "--steps", "8", "--resume", "--resume-point", str(tmp_path / "none"))
+    message = assert_one_error_line(code, capsys.readouterr().err)
+    assert "no training state" in message and "no resume point" in message
+
+
+def _fresh_state():
+    from diffc.models.train import create_state
+
+    return create_state(TINY, 0)
