@@ -1,4 +1,4 @@
-"""Lossless bits-back coding with the VDM prior (``codec/bitsback.py``), tiny config.
+"""Lossless bits-back coding with the VDM prior (``codec/bitsback/``), tiny config.
 
 Exactness must hold whatever the model, so most tests use untrained weights. Models whose eps_hat
 is a formula need no network: one that always denoises to white (the worst case for the supports'
@@ -19,6 +19,7 @@ from scipy import special
 from diffc import bitstreams
 from diffc.bitstreams import Mode
 from diffc.codec import bitsback, entropy
+from diffc.codec.bitsback import dither, groups, windows
 from diffc.codec.denoiser import Denoiser
 from diffc.models import configs, vdm
 from helpers import smooth_image
@@ -182,7 +183,8 @@ def test_context_is_what_the_decoder_has_diffused_with_pinned_noise(den):
     image = smooth_image(8, 12, 3, seed=6)
     coding = bitsback.Coding.of(den, STEPS, 4, seed=3, context=4)
     grid = bitsback.Grid(8, 12, 4)
-    window = bitsback._window(coding, image, grid, 1, 1)  # patch 1: 4 more pixels right and below
+    # patch 1: 4 more pixels right and below
+    window = windows.window(coding.seed, image[grid.window(1, 1, coding.context)], 1)
     assert window.x.shape == (1, 8, 8, 3)
     words = np.random.PCG64([3, 1, bitsback.MAX_STEPS + 1]).random_raw(8 * 8 * 3)
     expected = np.sqrt(2) * special.erfinv(2 * ((words >> np.uint64(11)) + 0.5) * 2.0**-53 - 1)
@@ -296,7 +298,7 @@ def test_dithered_pops_sample_q_right_after_a_mismatched_push():
 def test_dither_values_are_pinned(den):
     """The shared uniforms are part of the format: raw PCG64 words of (seed, patch, i), top 53 bits."""
     coding = bitsback.Coding.of(den, STEPS, 4, seed=7)
-    u = bitsback._dither(coding, 3, 2, 4)
+    u = dither.uniforms(coding.seed, 3, 2, 4)
     words = np.random.PCG64([7, 3, 2]).random_raw(4)
     np.testing.assert_array_equal(u, (words >> np.uint64(11)) / 2.0**53)
     assert np.all((0 <= u) & (u < 1))
@@ -320,8 +322,8 @@ def test_a_group_that_does_not_fit_is_refused(den):
     coding = bitsback.Coding.of(den, STEPS, 4, 0, max_group=8)
     for shape, size in [((8, 8, 3), 8), ((8, 12, 3), 4)]:  # 4 patches < 8; patches 2-5 span two rows
         stack = entropy.Stack()
-        coding.push_group_size(stack, size)
-        stack.push(np.array([1]), bitsback._FLAG)
+        groups.push_group_size(stack, coding, size)
+        stack.push(np.array([1]), groups.FLAG)
         with pytest.raises(entropy.EntropyCodingError, match="does not fit"):
             bitsback.pop_image(stack, shape, coding)
 
