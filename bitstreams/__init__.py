@@ -2,6 +2,7 @@
 
 from diffc.bitstreams.container import (
     DEFAULT_MAX_PIXELS,
+    OLDEST_VERSION,
     PARAM_FIELDS,
     VERSION,
     Container,
@@ -25,6 +26,7 @@ from diffc.bitstreams.errors import (
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "OLDEST_VERSION",
     "PARAM_FIELDS",
     "VERSION",
     "BitstreamError",

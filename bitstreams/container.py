@@ -1,9 +1,13 @@
-"""Version 1 of the ``.dfc`` container: a small header, a chunk table and the chunks.
+"""The ``.dfc`` container: a small header, a chunk table and the chunks (format versions 3 and 4).
 
 The byte layout is specified in ``docs/bitstream.md``; this module is its only implementation. It
 knows nothing of models or coders: chunks are opaque bytes, coding parameters are named unsigned
 integers from a fixed per-mode field list. Reading checks every count and size against the bytes
 present and a pixel limit before allocating anything.
+
+Versions 3 and 4 share the byte layout; they differ in how the lossy coder draws its shared
+randomness (``codec/randomness.py``), so the header keeps the version for the decoder to choose by.
+Writers emit ``VERSION``; the reader accepts ``OLDEST_VERSION`` .. ``VERSION``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from diffc.bitstreams.errors import (
 )
 
 MAGIC = b"DFC"
-VERSION = 3
+VERSION = 4  # 4: lossy streams draw from the format's Philox generator (3: from jax.random)
+OLDEST_VERSION = 3  # the oldest version this reader decodes
 MODEL_HASH_BYTES = 8
 MAX_SEED = (1 << 32) - 1
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS)
@@ -74,8 +79,11 @@ class Header:
     model_id: str
     model_hash: bytes
     params: Mapping[str, int] = field(default_factory=dict)
+    version: int = VERSION  # the format version the stream declares; writers leave the default
 
     def __post_init__(self) -> None:
+        if not OLDEST_VERSION <= self.version <= VERSION:
+            raise BitstreamError(f"format version {self.version} is not one of {_readable_versions()}")
         if self.channels not in (1, 3):
             raise BitstreamError(f"channels must be 1 or 3, not {self.channels}")
         if self.height < 1 or self.width < 1:
@@ -129,7 +137,7 @@ def _header_bytes(header: Header, table: Sequence[tuple[int, int]]) -> bytes:
     """The header and chunk table, ``table`` holding each chunk's (length, crc32)."""
     model_id = header.model_id.encode("ascii")
     out = bytearray(MAGIC)
-    out += bytes([VERSION, header.mode, header.channels])
+    out += bytes([header.version, header.mode, header.channels])
     out += varint.encode(header.height) + varint.encode(header.width) + varint.encode(header.seed)
     out += bytes([len(model_id)]) + model_id + header.model_hash
     known = PARAM_FIELDS[header.mode]
@@ -141,6 +149,12 @@ def _header_bytes(header: Header, table: Sequence[tuple[int, int]]) -> bytes:
         out += varint.encode(length) + struct.pack("<I", crc)
     out += struct.pack("<I", zlib.crc32(out))
     return bytes(out)
+
+
+def _readable_versions() -> str:
+    """The versions this reader accepts, for messages: "3 or 4"."""
+    versions = [str(v) for v in range(OLDEST_VERSION, VERSION + 1)]
+    return " or ".join([", ".join(versions[:-1]), versions[-1]] if len(versions) > 1 else versions)
 
 
 class _Reader:
@@ -204,9 +218,9 @@ def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
         raise NotAContainerError("not a diffc stream (missing the 'DFC' magic)")
     r.pos = len(MAGIC)
     version = r.byte("the format version")
-    if version != VERSION:
+    if not OLDEST_VERSION <= version <= VERSION:
         raise UnsupportedVersionError(
-            f"format version {version} is not supported (this diffc reads version {VERSION})"
+            f"format version {version} is not supported (this diffc reads version {_readable_versions()})"
         )
     mode_value = r.byte("the mode")
     try:
@@ -263,7 +277,7 @@ def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
     (stored_crc,) = struct.unpack("<I", r.take(4, "the header checksum"))
     if zlib.crc32(r.data[:header_end]) != stored_crc:
         raise CorruptStreamError("header checksum mismatch: the header or chunk table is corrupt")
-    header = Header(mode, height, width, channels, seed, model_id, model_hash, params)
+    header = Header(mode, height, width, channels, seed, model_id, model_hash, params, version)
 
     chunks = []
     pos = r.pos

@@ -16,6 +16,10 @@ similar share of the bits; rate control keeps the longest prefix of steps that f
 With no budget the grid goes down to the noise level where the predicted bits of the steps plus
 a lossless tail are fewest, and a last chunk codes the pixels with the discretised decoder
 p(x | z) at that level (VDM eq. 28-30): the same stream then ends lossless.
+
+Every number both sides draw (the RCC candidates and permutations, and the noise of ancestral
+reconstruction) comes from ``randomness``, the generator the format specifies; a stream of an
+older format version is decoded with the generator of its version (``randomness.for_version``).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from scipy import special
 
 from diffc import bitstreams
 from diffc.bitstreams import Mode
-from diffc.codec import entropy, rcc
+from diffc.codec import entropy, randomness, rcc
 from diffc.codec.denoiser import Denoiser
 from diffc.models import vdm
 
@@ -150,14 +154,14 @@ class RateCurve:
 
 
 def rate_curve(den: Denoiser, x: jax.Array, points: int, seed: int) -> RateCurve:
-    """err2 at ``points`` noise levels, one network call each (one noise draw per level)."""
+    """err2 at ``points`` noise levels, one network call each (one noise draw per level, the
+    sender's own: the grid it plans is sent, so the receiver never draws these)."""
     g0, g1 = den.gamma_range
     gammas = np.linspace(g1, g0, points)
-    keys = jax.random.split(jax.random.key(seed), points)
     err2 = np.empty(points)
     for i, g in enumerate(gammas):
         gamma = jnp.full((1,), g, jnp.float32)
-        z = vdm.diffuse(x, gamma, jax.random.normal(keys[i], x.shape))
+        z = vdm.diffuse(x, gamma, randomness.noise(seed, randomness.Domain.RATE_CURVE, i, x.shape))
         err2[i] = float(jnp.sum(jnp.square(x - vdm.x_hat(z, gamma, den.eps(z, gamma)))))
     alpha1_sq = 1.0 / (1.0 + math.exp(g1))
     prior = float(jnp.sum(x * x)) * alpha1_sq / (2 * (1.0 - alpha1_sq)) / math.log(2)
@@ -392,7 +396,8 @@ class Latent:
 
 
 def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -> Latent:
-    """Rebuild z from the complete chunks of (a prefix of) a lossy stream."""
+    """Rebuild z from the complete chunks of (a prefix of) a lossy stream, with the shared
+    randomness of the stream's format version."""
     if max_bytes is not None:
         data = data[:max_bytes]
     container = bitstreams.read(data)
@@ -406,6 +411,7 @@ def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -
     if not 0 <= p.get("steps", 0) <= MAX_STEPS:
         raise bitstreams.CorruptStreamError(f"steps {p.get('steps', 0)} is outside [0, {MAX_STEPS}]")
     steps_total = p.get("steps", 0) + 1
+    rng = randomness.for_version(header.version)
     x_like = jnp.zeros((1, header.height, header.width, 3), jnp.float32)
     dims = x_like.size
     _, g1 = den.gamma_range
@@ -435,7 +441,7 @@ def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -
                 mean, std = den.prior_step(z, gamma_t, gamma_s)
                 gamma_t = gamma_s
             code = rcc.pop(stack, config, dims)
-            z = _apply(mean, std, jnp.asarray(rcc.regenerate(header.seed, step, dims, code)))
+            z = _apply(mean, std, jnp.asarray(rcc.regenerate(header.seed, step, dims, code, rng)))
             step += 1
         if not stack.exhausted():
             raise bitstreams.CorruptStreamError(f"chunk {j} has data left over after its {count} steps")
@@ -463,22 +469,22 @@ def reconstruct(
 ) -> np.ndarray:
     """Pixels (H, W, C uint8) from the receiver's z: the lossless pixels if present, else the
     denoised mean (``mean``, one network call), the probability-flow ODE (``flow``) or ancestral
-    sampling (``ancestral``) from z's noise level down to gamma(0) in ``steps`` steps."""
+    sampling (``ancestral``) from z's noise level down to gamma(0) in ``steps`` steps; ancestral
+    noise comes from ``seed`` (callers pass the header's) and the stream version's generator."""
     channels = latent.header.channels
     if latent.pixels is not None:
         return latent.pixels
     g0, _ = den.gamma_range
     z, gamma_t = latent.z, jnp.asarray(latent.gamma, jnp.float32)
     if method != "mean" and latent.gamma > g0 + 1e-6:
-        key = jax.random.key(seed)
+        noises = randomness.for_version(latent.header.version).ancestral_noise(seed, tuple(z.shape))
         for g in np.linspace(latent.gamma, g0, steps + 1)[1:]:
             gamma_s = jnp.asarray(g, jnp.float32)
             if method == "flow":
                 z = _ddim_step(z, den.eps(z, gamma_t.reshape(1)), gamma_t, gamma_s)
             else:
-                key, sub = jax.random.split(key)
                 mean, std = den.prior_step(z, gamma_t, gamma_s)
-                z = _apply(mean, std, jax.random.normal(sub, z.shape))
+                z = _apply(mean, std, next(noises))
             gamma_t = gamma_s
     x = vdm.x_hat(z, gamma_t.reshape(1), den.eps(z, gamma_t.reshape(1)))
     return model_to_pixels(x, channels)

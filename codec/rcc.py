@@ -8,10 +8,13 @@ of q, at a cost of about KL(q || p) = |u|^2 / (2 ln 2) bits plus a small overhea
   decodable: the sender picks an entry of a fixed ladder of chunk sizes (dimensions per chunk) from
   the step's KL and sends that entry; dimensions go to chunks by a permutation of the shared seed,
   all chunks of equal size (up to one), none empty.
-- Each chunk has ``N = 2 ** (chunk_bits + margin)`` candidates eps_i ~ N(0, I) from a counter-based
-  PRNG (JAX threefry) keyed by (seed, step, chunk, candidate), so the receiver regenerates only the
-  chosen one. The sender picks by the Poisson functional representation (Li and El Gamal 2018):
-  with arrival times T_i (cumulative sums of Exp(1), the sender's private randomness),
+- Each chunk has ``N = 2 ** (chunk_bits + margin)`` candidates eps_i ~ N(0, I) from the format's
+  counter-based generator (``randomness``: Philox-4x32-10, normals by an integer inverse CDF) at
+  counter (seed, step, chunk, candidate), so the receiver regenerates only the chosen one. Streams
+  of format version 3 and older drew them from ``jax.random``; the decoder passes the generator
+  of the stream's version (``randomness.for_version``). The sender picks by the Poisson
+  functional representation (Li and El Gamal 2018): with arrival times T_i (cumulative sums of
+  Exp(1), the sender's private randomness),
   n = argmin_i log T_i - log q(z_i)/p(z_i) = argmin_i log T_i - <eps_i, u> (up to a constant).
 - The index n is coded with a truncated Zipf model whose exponent depends on the nominal chunk
   size only (the receiver cannot know a chunk's realised KL); cost about KL + log2(KL + 1) + O(1).
@@ -29,13 +32,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diffc.codec import entropy
+from diffc.codec import entropy, randomness
 
 # Ladder of dimensions per chunk: round(2 ** (i / 4)), deduplicated; entry i is what is sent.
 LADDER: tuple[int, ...] = tuple(sorted({round(2 ** (i / 4)) for i in range(0, 4 * 26)}))
-_PRIVATE_DOMAIN = 0x5EED5EED  # separates the sender's private randomness from the shared one
 _BLOCK_FLOATS = 1 << 23  # most candidate normals scored per jitted call (32 MiB of float32)
 _DECODE_BLOCK = 1024  # most chunks regenerated per jitted call on the receiver
+_SCORE_WORDS = 1 << 16  # candidate words scored per iteration of the sender's loop over chunks
 
 
 @dataclass(frozen=True)
@@ -87,13 +90,16 @@ def chunk_layout(ladder_index: int, dims: int) -> tuple[int, int]:
     return math.ceil(dims / width), width
 
 
-def chunk_dims(seed: int, step: int, dims: int, n_chunks: int, width: int) -> np.ndarray:
+def chunk_dims(
+    seed: int, step: int, dims: int, n_chunks: int, width: int, rng: randomness.Generator = randomness.PHILOX
+) -> np.ndarray:
     """(n_chunks, width) dimension indices of each chunk, -1 in the unused places.
 
     Dimensions are assigned by a permutation from the shared seed, so no chunk holds a spatially
-    coherent region and each chunk's KL is close to the step's average.
+    coherent region and each chunk's KL is close to the step's average: the first ``size``
+    entries of the permutation fill chunk 0, and so on, the last ``short`` chunks one smaller.
     """
-    perm = np.asarray(jax.random.permutation(_step_key(seed, step, 1), dims))
+    perm = rng.permutation(seed, step, dims)
     size = math.ceil(dims / n_chunks)  # the larger chunk size; the last ``short`` chunks are one less
     short = n_chunks * size - dims
     table = np.full((n_chunks, width), -1, dtype=np.int64)
@@ -104,53 +110,46 @@ def chunk_dims(seed: int, step: int, dims: int, n_chunks: int, width: int) -> np
     return table
 
 
-def _step_key(seed: int, step: int, domain: int) -> jax.Array:
-    key = jax.random.fold_in(jax.random.key(seed), domain)
-    return jax.random.fold_in(key, step)
-
-
-def _candidate(step_key: jax.Array, chunk: jax.Array, index: jax.Array, width: int) -> jax.Array:
-    """Candidate ``index`` of ``chunk``: (width,) standard normals keyed by (seed, step, chunk, index)."""
-    key = jax.random.fold_in(jax.random.fold_in(step_key, chunk), index)
-    return jax.random.normal(key, (width,), dtype=jnp.float32)
-
-
-@partial(jax.jit, static_argnames=("num_candidates", "width"))
+@partial(jax.jit, static_argnames=("num_candidates",))
 def _select_block(
-    step_key: jax.Array,
-    private_key: jax.Array,
+    seed: jax.Array,
+    step: jax.Array,
     chunks: jax.Array,  # (B,) chunk ids
-    u: jax.Array,  # (B, width) standardised mean differences, 0 where a chunk is short
+    u4: jax.Array,  # (B, blocks, 4) standardised mean differences, word 4 k + l at [k, l], 0 past a chunk
     num_candidates: int,
-    width: int,
 ) -> jax.Array:
-    """Poisson functional representation over each chunk's candidates; (B,) chosen indices."""
+    """Poisson functional representation over each chunk's candidates; (B,) chosen indices.
+
+    The candidates' Philox words are computed first, for the whole block, and scored in a loop
+    over groups of chunks: XLA on CPU vectorises Philox alone, but not a loop that also looks up
+    the normal table, so the loop keeps the two apart (and the whole is one program, large enough
+    for the persistent compilation cache)."""
+    batch, blocks = u4.shape[0], u4.shape[1]
     indices = jnp.arange(num_candidates, dtype=jnp.uint32)
+    lanes = randomness.lanes(seed, randomness.Domain.CANDIDATES, step, chunks[:, None], indices[None, :], blocks)
 
-    def one_chunk(chunk: jax.Array, u_chunk: jax.Array) -> jax.Array:
-        eps = jax.vmap(lambda i: _candidate(step_key, chunk, i, width))(indices)  # (N, width)
-        arrivals = jax.random.exponential(jax.random.fold_in(private_key, chunk), (num_candidates,))
-        score = jnp.log(jnp.cumsum(arrivals)) - eps @ u_chunk  # (N,)
-        return jnp.argmin(score)
+    def score(args: tuple) -> jax.Array:
+        chunk_lanes, u_chunk, chunk = args  # 4 x (N, blocks), (blocks, 4), ()
+        dot = sum(randomness.normals_from_words(w) * u_chunk[None, :, l] for l, w in enumerate(chunk_lanes))
+        dot = jnp.sum(dot, axis=-1)  # (N,): <eps_i, u>
+        # the sender's private arrival times T_i, cumulative sums of Exp(1) (not part of the format)
+        uniform = randomness.uniforms(seed, randomness.Domain.ARRIVALS, step, chunk, 0, num_candidates)
+        return jnp.argmin(jnp.log(jnp.cumsum(-jnp.log(uniform))) - dot)
 
-    return jax.vmap(one_chunk)(chunks, u)
-
-
-@partial(jax.jit, static_argnames=("width",))
-def _regenerate_block(step_key: jax.Array, chunks: jax.Array, indices: jax.Array, width: int) -> jax.Array:
-    """(B, width) chosen candidates, as the receiver computes them."""
-    return jax.vmap(lambda c, i: _candidate(step_key, c, i, width))(chunks, indices)
+    group = max(1, min(batch, _SCORE_WORDS // (num_candidates * 4 * blocks)))
+    return jax.lax.map(score, (lanes, u4, chunks), batch_size=group)
 
 
 def regenerate(
-    seed: int, step: int, dims: int, code: StepCode
+    seed: int, step: int, dims: int, code: StepCode, rng: randomness.Generator = randomness.PHILOX
 ) -> np.ndarray:
-    """The (dims,) float32 noise eps that ``code`` selects; identical for sender and receiver."""
+    """The (dims,) float32 noise eps that ``code`` selects; identical for sender and receiver.
+    ``rng`` is the generator of the stream's format version (``randomness.for_version``)."""
     n_chunks, width = chunk_layout(code.ladder_index, dims)
     if code.indices.shape != (n_chunks,):
         raise entropy.EntropyCodingError(f"{code.indices.size} indices for {n_chunks} chunks")
-    table = chunk_dims(seed, step, dims, n_chunks, width)
-    step_key = _step_key(seed, step, 0)
+    randomness.check_limits(step=step, chunks=n_chunks, words=width)
+    table = chunk_dims(seed, step, dims, n_chunks, width, rng)
     rows = []
     block = min(_DECODE_BLOCK, 1 << (n_chunks - 1).bit_length())
     for start in range(0, n_chunks, block):
@@ -158,8 +157,7 @@ def regenerate(
         idx = np.zeros(block, dtype=np.uint32)
         stop = min(n_chunks, start + block)
         idx[: stop - start] = code.indices[start:stop]
-        chosen = _regenerate_block(step_key, jnp.asarray(chunks, jnp.uint32), jnp.asarray(idx), width)
-        rows.append(np.asarray(chosen)[: stop - start])
+        rows.append(rng.candidates(seed, step, chunks, idx, width)[: stop - start])
     values = np.concatenate(rows)  # (n_chunks, width)
     eps = np.empty(dims, dtype=np.float32)
     valid = table >= 0
@@ -173,20 +171,20 @@ def select(seed: int, step: int, u: np.ndarray, config: RccConfig) -> StepCode:
     dims = u.size
     ladder_index = choose_ladder_index(kl_bits(u), dims, config.chunk_bits)
     n_chunks, width = chunk_layout(ladder_index, dims)
-    table = chunk_dims(seed, step, dims, n_chunks, width)
-    u_chunks = np.where(table >= 0, u[np.maximum(table, 0)], 0.0).astype(np.float32)
     n = config.num_candidates
-    block = min(max(1, _BLOCK_FLOATS // (n * width)), 1 << (n_chunks - 1).bit_length())
-    step_key = _step_key(seed, step, 0)
-    private_key = _step_key(seed, step, _PRIVATE_DOMAIN)
+    randomness.check_limits(step=step, chunks=n_chunks, candidates=n, words=width)
+    table = chunk_dims(seed, step, dims, n_chunks, width)
+    blocks = -(-width // 4)  # Philox blocks per candidate
+    u_chunks = np.zeros((n_chunks, 4 * blocks), np.float32)
+    u_chunks[:, :width] = np.where(table >= 0, u[np.maximum(table, 0)], 0.0)
+    u4 = u_chunks.reshape(n_chunks, blocks, 4)
+    block = min(max(1, _BLOCK_FLOATS // (n * 4 * blocks)), 1 << (n_chunks - 1).bit_length())
+    seed32, step32 = np.uint32(seed), np.uint32(step)
     chosen = np.empty(n_chunks, dtype=np.int64)
     for start in range(0, n_chunks, block):
         stop = min(n_chunks, start + block)
-        chunks = np.arange(start, start + block) % n_chunks
-        u_block = u_chunks[chunks]
-        idx = _select_block(
-            step_key, private_key, jnp.asarray(chunks, jnp.uint32), jnp.asarray(u_block), n, width
-        )
+        chunks = np.arange(start, start + block) % n_chunks  # pad with valid ids
+        idx = _select_block(seed32, step32, jnp.asarray(chunks, jnp.uint32), jnp.asarray(u4[chunks]), n)
         chosen[start:stop] = np.asarray(idx)[: stop - start]
     return StepCode(ladder_index, chosen)
 

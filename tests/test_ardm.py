@@ -351,7 +351,7 @@ def test_golden_stream(params):
 
 GOLDEN_PLAN = [1, 83008, 166016, 250001, 500001, 750001]
 GOLDEN_ORDER = [6, 3, 4, 9, 0, 2, 8, 7, 5, 1]
-GOLDEN_SHA256 = "333dd73229c4efe93d1dcd2024e4b8526f0b3c806f194e1fc05b2efe170e8358"
+GOLDEN_SHA256 = "d38d2692313c83ff9c8e4b8d1791edda124857320d14bb3696b258d4f4ee3850"
 
 
 # --- upscale ARDMs -------------------------------------------------------------------------------
@@ -512,4 +512,4 @@ def test_upscale_golden_stream(params):
     np.testing.assert_array_equal(ardm.decode(result.data, prior), image)
 
 
-UPSCALE_GOLDEN_SHA256 = "53011eeb49786d84221126bc59a4349c5dda2a59d501a49759c834d5cbc1f96c"
+UPSCALE_GOLDEN_SHA256 = "dc08fae25e84d30658e682c8731425a6125fe1ec8ccb4183ee8786cd5eb44434"

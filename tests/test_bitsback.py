@@ -439,4 +439,4 @@ def test_golden_stream(white):
     np.testing.assert_array_equal(bitsback.decode(data, white), image)
 
 
-GOLDEN_SHA256 = "0059d60be5c5350d7fa257fbdeaabbd34ffa42028a6a2f69475e5340e376843b"
+GOLDEN_SHA256 = "4e6c4c424d55eb69a51d6575a34d355454082e1840d2f64d72fcc21eb3423ee5"

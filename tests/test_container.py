@@ -70,7 +70,7 @@ def table_of(*chunks: bytes) -> bytes:
 
 # --- golden stream -------------------------------------------------------------------------------
 
-GOLDEN_HEADER = make_header(params={"chunk_bits": 300, "steps": 10})
+GOLDEN_HEADER = make_header(params={"chunk_bits": 300, "steps": 10}, version=3)
 GOLDEN_CHUNKS = (b"\x01\x02\x03", b"", b"abcd")
 GOLDEN_HEX = (
     "4446430300030203070474696e79000102030405060702000a01ac0203031d80bc5500000000000411cd82ed"
@@ -252,7 +252,7 @@ Corrupt, Unsupported, NotDFC = CorruptStreamError, UnsupportedVersionError, NotA
         (b"dfc\x01", NotDFC, "magic"),
         (raw_header(magic=b"DFX"), NotDFC, "magic"),
         (raw_header(version=2), Unsupported, "format version 2 is not supported .*version 3"),
-        (raw_header(version=4), Unsupported, "format version 4 is not supported .*version 3"),
+        (raw_header(version=5), Unsupported, "format version 5 is not supported .*version 3 or 4"),
         (raw_header(version=0), Unsupported, "format version 0"),
         (raw_header(mode=3), Corrupt, "unknown mode 3 at byte 4"),
         (raw_header(channels=2), Corrupt, "channel count 2 at byte 5 is not 1 or 3"),

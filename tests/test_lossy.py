@@ -1,5 +1,17 @@
-"""Lossy DiffC with the tiny config (untrained weights: coding must be exact whatever the model)."""
+"""Lossy DiffC with the tiny config (untrained weights: coding must be exact whatever the model);
+golden streams of format versions 4 and 3 with a network-free model; a round trip between two
+processes."""
 
+import hashlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -117,3 +129,130 @@ def test_tail_cost_is_the_entropy_of_the_discretised_decoder():
     assert lossy.tail_bits_per_dim(-20.0) < 1e-6  # std far below a bin: the value is certain
     gamma = 0.0  # std 127.5 bins: the differential entropy of the Gaussian, in bins
     assert lossy.tail_bits_per_dim(gamma) == pytest.approx(math.log2(127.5 * math.sqrt(2 * math.pi * math.e)), abs=1e-3)
+
+
+# --- golden streams ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class NaiveDenoiser(Denoiser):
+    """eps_hat = 0, so x_hat = z_t / alpha_t (clipped): no network, so a golden stream depends on the
+    coder's arithmetic and its shared randomness only."""
+
+    @cached_property
+    def eps(self):
+        return jax.jit(lambda z_t, gamma_t: jnp.zeros_like(z_t))
+
+    @cached_property
+    def prior_step(self):
+        def step(z_t, gamma_t, gamma_s):
+            mean, var = vdm.model_step(z_t, jnp.zeros_like(z_t), gamma_s.reshape(1), gamma_t.reshape(1))
+            return mean, jnp.sqrt(var)
+
+        return jax.jit(step)
+
+
+GOLDEN_CONFIG = lossy.LossyConfig(steps=3, rcc=rcc.RccConfig(chunk_bits=4, margin=2), curve_points=4)
+
+
+@pytest.fixture(scope="module")
+def naive(den) -> NaiveDenoiser:
+    return NaiveDenoiser(den.config, den.params, "naive", "ef" * 32)
+
+
+def sha256(array) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def decoded_hashes(data: bytes, den: Denoiser) -> tuple[str, str, str]:
+    """The decoded z (float32) and the mean and ancestral (3 steps) reconstructions."""
+    latent = lossy.decode_latent(data, den)
+    assert latent.steps_decoded == latent.steps_total == 3 and not latent.truncated
+    mean = lossy.reconstruct(latent, den, method="mean")
+    ancestral = lossy.reconstruct(latent, den, method="ancestral", steps=3, seed=latent.header.seed)
+    return sha256(np.asarray(latent.z, np.float32)), sha256(mean), sha256(ancestral)
+
+
+def test_golden_stream(naive):
+    """Format version 4: the stream of a fixed image, pinned byte for byte, and what it decodes to.
+    A change in the grid planner, the RCC, the generator (docs/bitstream.md, "Shared randomness")
+    or the framing shows here: bump the version, and keep this stream as a golden of the old one."""
+    image = smooth_image(8, 10, 3, seed=4)
+    result = lossy.encode(image, naive, bpp=10.0, config=GOLDEN_CONFIG, seed=7)
+    assert result.data.hex() == GOLDEN_V4
+    assert bitstreams.read(result.data).header.version == bitstreams.VERSION == 4
+    np.testing.assert_array_equal(np.asarray(lossy.decode_latent(result.data, naive).z), result.latents[-1])
+    assert decoded_hashes(result.data, naive) == GOLDEN_V4_DECODED
+
+
+def test_golden_stream_of_version_3_still_decodes_as_it_did(naive):
+    """A version-3 stream (made by diffc before the Philox generator: shared randomness from
+    jax.random) decodes with the legacy generator to the latent and pixels it gave then."""
+    data = bytes.fromhex(GOLDEN_V3)
+    assert bitstreams.read(data).header.version == 3
+    assert decoded_hashes(data, naive) == GOLDEN_V3_DECODED
+
+
+GOLDEN_V4 = (
+    "444643040003080a07056e61697665efefefefefefefef040002010402020300013011be243175fed82e45a39019"
+    "e030d0abec2bd57d40cd29a9d795baaaf887dc812e9c550afd57d1be4345403e85a7bba3c379c5550b000000"
+)
+GOLDEN_V4_DECODED = (
+    "3c94e727348b880069451760a0d2e215650942a932114b3f2d76708030916cc5",
+    "282518c75aae957ba5c66c6b2ee3b1a7807f834bcd04b9eb097fb23ebd6c490e",
+    "52bf16db025a67d63cf0f2795c6bf82adae392bb0007a9d2d7aae20d2649fbe0",
+)
+GOLDEN_V3 = (
+    "444643030003080a07056e61697665efefefefefefefef0400020104020203000130168ac44648f13b03fd3fcabb"
+    "dbcab74e420c4910e5bf96bde71de111e5a4f063a130471e872ae9f5eea4584c3e4fc369d362c5bfba4a0200"
+)
+GOLDEN_V3_DECODED = (
+    "1840a0f3eb3b80963398a3140324828c4e060c18ee0052de2337fd092ffc62f8",
+    "fad176e15a6e4fdc69d82009a04a4a1ce6ef54e9484cc3ef85ee2f9f2c7e40cb",
+    "a95e44b13ccdf067dfbf7a45055c9edb99bb2607c39631d12e2dabbf867709ac",
+)
+
+
+# --- two processes -------------------------------------------------------------------------------
+
+_PROCESS = """
+import sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from diffc import bitstreams
+from diffc.codec import lossy, rcc
+from diffc.codec.denoiser import Denoiser
+from diffc.models import configs, vdm
+from helpers import smooth_image
+
+cfg = configs.get_config("tiny")
+den = Denoiser(cfg, vdm.init_params(cfg, 0), "tiny-test", "ab" * 32)
+stream, out = sys.argv[2], sys.argv[3]
+if sys.argv[1] == "encode":
+    config = lossy.LossyConfig(steps=4, rcc=rcc.RccConfig(chunk_bits=6, margin=1), curve_points=4)
+    result = lossy.encode(smooth_image(9, 13, 3, seed=5), den, bpp=4.0, config=config, seed=123)
+    open(stream, "wb").write(result.data)
+    n = len(result.steps)  # the sender's own latent, never decoded from the stream
+    latent = lossy.Latent(result.latents[-1], result.steps[-1].gamma, bitstreams.read(result.data).header,
+                          n, n, None, False)
+else:
+    latent = lossy.decode_latent(open(stream, "rb").read(), den)
+pixels = lossy.reconstruct(latent, den, method="ancestral", steps=2, seed=latent.header.seed)
+np.savez(out, z=np.asarray(latent.z), pixels=pixels)
+"""
+
+
+def test_a_stream_decodes_in_another_process_to_the_senders_latent(tmp_path: Path):
+    """Encoder and decoder in two fresh processes with the compilation cache off: the decoder's z
+    equals the sender's bit for bit, and so do the pixels of ancestral reconstruction (network
+    calls and the shared ancestral noise) from it."""
+    script = _PROCESS.format(tests=str(Path(__file__).parent))
+    env = {**os.environ, "DIFFC_CACHE_DIR": ""}
+    stream = tmp_path / "x.dfc"
+    for role in ("encode", "decode"):
+        subprocess.run([sys.executable, "-c", script, role, str(stream), str(tmp_path / f"{role}.npz")],
+                       env=env, check=True, capture_output=True, timeout=600)
+    sent, received = np.load(tmp_path / "encode.npz"), np.load(tmp_path / "decode.npz")
+    assert sent["z"].shape == (1, 9, 13, 3) and sent["pixels"].shape == (9, 13, 3)
+    np.testing.assert_array_equal(received["z"], sent["z"])
+    np.testing.assert_array_equal(received["pixels"], sent["pixels"])

@@ -78,3 +78,24 @@ def test_coded_samples_follow_q_and_cost_about_their_kl():
     per_chunk_kl = kl * trials / chunks
     bound = chunks * (per_chunk_kl + math.log2(per_chunk_kl + 1) + 2) + trials * (7 + 25 + 32)
     assert kl * trials * 0.9 < bits < bound
+
+
+def test_the_senders_choice_is_the_pfr_argmin_over_the_candidates_the_receiver_regenerates():
+    """The encoder scores candidates from Philox lanes in its own layout; the chosen index must
+    minimise log T_i - <eps_i, u> over exactly the candidates ``regenerate`` rebuilds."""
+    from diffc.codec import randomness
+
+    config = rcc.RccConfig(chunk_bits=3, margin=2)
+    u = np.random.default_rng(4).normal(size=61) * 0.5
+    seed, step = 21, 6
+    code = rcc.select(seed, step, u, config)
+    n_chunks, width = rcc.chunk_layout(code.ladder_index, u.size)
+    assert n_chunks > 1
+    table = rcc.chunk_dims(seed, step, u.size, n_chunks, width)
+    n = config.num_candidates
+    for c in range(n_chunks):
+        eps = randomness.PHILOX.candidates(seed, step, np.full(n, c), np.arange(n), width)  # (N, width)
+        u_chunk = np.where(table[c] >= 0, u[np.maximum(table[c], 0)], 0.0)
+        uniform = np.asarray(randomness.uniforms(seed, randomness.Domain.ARRIVALS, step, c, 0, n), np.float64)
+        score = np.log(np.cumsum(-np.log(uniform))) - eps.astype(np.float64) @ u_chunk
+        assert score[code.indices[c]] <= score.min() + 1e-4
