@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from diffc.codec import ardm as coder
-from diffc.models import ardm
+from diffc.models import ardm_network
 from diffc.models.vdm import VOCAB
 
 
@@ -42,8 +42,8 @@ def main() -> None:
     inputs = (prior.params, prior.config, jnp.asarray(k[None]), jnp.asarray(known[None]), jnp.array([k.size // 2]))
     rows = jax.jit(lambda out, i: jnp.take(out.reshape(-1, VOCAB), i, axis=0))
     forms: dict[str, Callable[[], np.ndarray]] = {
-        "full": lambda: np.asarray(rows(ardm.logits(*inputs), index)),
-        "coded": lambda: np.asarray(ardm.coded_logits(*inputs, index)),
+        "full": lambda: np.asarray(rows(ardm_network.logits(*inputs), index)),
+        "coded": lambda: np.asarray(ardm_network.coded_logits(*inputs, index)),
     }
     results = {}
     for name, call in forms.items():

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from diffc.cli.errors import UserError
 from diffc.cli.io import write_bytes
-from diffc.evaluation import analysis, codecs, report, runner
+from diffc.evaluation import analysis, baselines, contenders, report, runner
 from diffc.evaluation.errors import EvaluationError
 
 eval_app = typer.Typer(
@@ -28,9 +28,9 @@ eval_app = typer.Typer(
 )
 
 
-DEFAULT_MODES = ",".join(codecs.MODES)
+DEFAULT_MODES = ",".join(contenders.MODES)
 DEFAULT_BPP = "0.125,0.25,0.5,1,2"
-DEFAULT_CODECS = ",".join(codecs.FAMILIES)
+DEFAULT_CODECS = ",".join(baselines.FAMILIES)
 
 
 def _names(text: str, option: str, allowed: tuple[str, ...]) -> list[str]:
@@ -140,10 +140,10 @@ def rd(
 
       diffc eval rd --data kodak --crop 256 --modes lossy --model default --method flow,ancestral
     """
-    mode_list = _names(modes, "--modes", codecs.MODES)
+    mode_list = _names(modes, "--modes", contenders.MODES)
     rates = _rates(bpp)
-    families = _names(codec_names, "--codecs", codecs.FAMILIES)
-    methods = _names(method or codecs.METHODS[0], "--method", codecs.METHODS)
+    families = _names(codec_names, "--codecs", baselines.FAMILIES)
+    methods = _names(method or contenders.METHODS[0], "--method", contenders.METHODS)
     if diffc_names is not None and model is None:
         raise typer.BadParameter("it chooses among diffc's coders; give --model too", param_hint="--diffc")
     if method is not None and model is None:
@@ -163,9 +163,9 @@ def rd(
     })
     try:
         only = None if diffc_names is None else tuple(n.strip() for n in diffc_names.split(",") if n.strip())
-        selection = codecs.Selection(tuple(families), tuple(mode_list), model, tuple(methods), only)
+        selection = contenders.Selection(tuple(families), tuple(mode_list), model, tuple(methods), only)
         chosen, diffc, notes = selection.build()
-        coders: list[codecs.Codec] = [*chosen, *diffc]
+        coders: list[contenders.Codec] = [*chosen, *diffc]
         if not coders:
             raise UserError(f"no codec of --codecs {','.join(families)} runs in --modes {','.join(mode_list)}")
         images = [runner.load_image(path, crop) for path in runner.find_images(data, limit)]
@@ -246,12 +246,12 @@ def elbo(
     from diffc.cli.io import check_writable
     from diffc.evaluation.elbo import image_elbo
     from diffc.models import checkpoint, registry
-    from diffc.models.cache import enable_compilation_cache
+    from diffc.runtime.compilation_cache import enable_compilation_cache
 
     if discrete_only and not steps:
         raise UserError("--discrete-only needs --steps above 0")
     lossless = [] if codec_names == "none" else _names(
-        codec_names, "--codecs", tuple(n for n, c in codecs.CLASSICAL.items() if c.lossless))
+        codec_names, "--codecs", tuple(n for n, c in baselines.CLASSICAL.items() if c.lossless))
     if json_out is not None:
         check_writable(json_out, force=force)
     enable_compilation_cache()
@@ -279,7 +279,7 @@ def elbo(
             if steps:
                 row[f"elbo_T{steps}"] = e.discrete
             for name in lossless:
-                row[name] = runner.measure(codecs.CLASSICAL[name], image, None)["bits_per_dim"]
+                row[name] = runner.measure(baselines.CLASSICAL[name], image, None)["bits_per_dim"]
             rows.append(row)
             bar.update(task, completed=i + 1)
     seconds = time.perf_counter() - start

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from diffc.cli import codec, errors, evaluate, info, models, train
+from diffc.cli import coding, errors, evaluate, info, models, train
 
 app = typer.Typer(
     name="diffc",
@@ -28,8 +28,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command("encode")(codec.encode)
-app.command("decode")(codec.decode)
+app.command("encode")(coding.encode)
+app.command("decode")(coding.decode)
 app.command("info")(info.info)
 app.command("models")(models.models)
 app.add_typer(evaluate.eval_app, name="eval")

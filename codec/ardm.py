@@ -2,11 +2,12 @@
 
 The D subpixels of an image (D = H W C; C = 1 for grayscale) are coded in an order sigma drawn from
 the header's seed (``order``), in the network calls of a plan (``ardm_plan.plan``, at most
-``steps`` calls): the call at step s sees the subpixels of rank < s - 1 (``models.ardm.coded_logits``,
-one call over the whole image, its heads run only where the call codes) and codes those of rank
-s - 1 .. e - 2, e being the next call's step, each with its own categorical over 256 values. The
-stream costs the model's -log2 p(x) under that order and plan (``models.ardm.plan_nll``) plus the
-rANS overhead: no bits-back, each image is its own stream.
+``steps`` calls): the call at step s sees the subpixels of rank < s - 1
+(``models.ardm_network.coded_logits``, one call over the whole image, its heads run only where the
+call codes) and codes those of rank s - 1 .. e - 2, e being the next call's step, each with its own
+categorical over 256 values. The stream costs the model's -log2 p(x) under that order and plan
+(``models.ardm_network.plan_nll``) plus the rANS overhead: no bits-back, each image is its own
+stream.
 
 Upscale ARDMs (``config.stages`` S > 1, ARDM section 4) code S stages of D steps: stage s has its
 own order (the seed's words s D .. (s + 1) D - 1) and codes the next b = 8 / S bits of every
@@ -18,8 +19,8 @@ Stack order. The decoder pops the first call's subpixels first, so the encoder p
 call's first; within a call, the subpixels go in order of rank. The encoder knows the whole image,
 so it can run its calls in any order: a call's mask depends only on the order.
 
-Determinism. Both sides call the same jitted ``ardm.coded_logits`` on a batch of one image of the
-same shape, with the same levels, step and (padded) index (unknown values are never read), and
+Determinism. Both sides call the same jitted ``ardm_network.coded_logits`` on a batch of one image
+of the same shape, with the same levels, step and (padded) index (unknown values are never read), and
 ``entropy.categorical_from_logits`` quantises the logits before the float64 softmax, so encoder and
 decoder build the same tables.
 
@@ -47,7 +48,7 @@ from diffc.bitstreams import Mode
 from diffc.codec import ardm_plan, entropy
 from diffc.codec.images import as_image, check_crc32, image_crc32
 from diffc.codec.result import StreamSize
-from diffc.models import ardm, checkpoint, registry
+from diffc.models import ardm_network, checkpoint, registry
 from diffc.models.configs import ARDMConfig
 
 DEFAULT_STEPS = 50  # the knee on this CPU with ardm-small: docs/ardm.md
@@ -78,7 +79,7 @@ class ARDMPrior:
 
 def load(spec: str | Path) -> ARDMPrior:
     """The ARDM named ``spec`` (``default``: the shipped default ARDM) or stored at path ``spec``."""
-    from diffc.models.cache import enable_compilation_cache
+    from diffc.runtime.compilation_cache import enable_compilation_cache
 
     enable_compilation_cache()
     path = registry.resolve(spec, "ardm")
@@ -107,7 +108,7 @@ def _ranks(sigma: np.ndarray, dims: int) -> np.ndarray:
 def _call(prior: ARDMPrior, image: np.ndarray, ranks: np.ndarray, start: int, coded: np.ndarray) -> np.ndarray:
     """The network call at global rank ``start`` (0-based) on the (H, W, C) image whose stage
     orders have ``ranks`` (S, D): the float32 logits (len(coded), 256) of the flat subpixels
-    ``coded`` (``ardm.coded_logits``; callers widen them to float64, which is exact): stage s =
+    ``coded`` (``ardm_network.coded_logits``; callers widen them to float64, which is exact): stage s =
     start // D is the call's; every subpixel knows the earlier stages' bits, and stage s's too if
     its rank in stage s's order is below start - s D. The levels travel as int8 (a quarter of the
     bytes of int32 per call); the index is padded to a power of two, so the call compiles once per
@@ -116,7 +117,7 @@ def _call(prior: ARDMPrior, image: np.ndarray, ranks: np.ndarray, start: int, co
     levels = (stage + (ranks[stage] < within)).astype(np.int8).reshape(image.shape)
     index = np.zeros(1 << max(coded.size - 1, 0).bit_length(), np.int32)
     index[: coded.size] = coded
-    out = ardm.coded_logits(
+    out = ardm_network.coded_logits(
         prior.params, prior.config, jnp.asarray(image[None]), jnp.asarray(levels[None]),
         jnp.array([start + 1], jnp.int32), jnp.asarray(index),
     )

@@ -4,8 +4,9 @@ program of its appendix).
 An order codes the D subpixels of an image in D steps; a plan makes at most K network calls
 instead. The call at step s, with s - 1 subpixels known, codes steps s .. e - 1 at once, each with
 the distribution the network gives at s, so its expected cost is (e - s) L_s, L_t being the
-per-step loss (the expected cost of a subpixel coded at step t, ``models.ardm.step_loss``). A plan
-is the steps s_1 = 1 < s_2 < ... < s_n <= D of its n <= K calls, and the best plan minimises
+per-step loss (the expected cost of a subpixel coded at step t,
+``models.ardm_network.step_loss``). A plan is the steps s_1 = 1 < s_2 < ... < s_n <= D of its
+n <= K calls, and the best plan minimises
 
     sum_i (s_(i+1) - s_i) L_(s_i),   s_(n+1) = D + 1,
 
@@ -14,8 +15,8 @@ coding steps 1 .. e - 1 with k calls) solves in O(K D^2) time; ``plan_steps`` ru
 losses and ``brute_force_plan`` checks it on small cases.
 
 Images. D is in the millions, so the coder plans from a loss curve: L as a function of the known
-fraction f = (t - 1) / (D - 1), sampled at evenly spaced f (``models.ardm.loss_curve``, stored with
-the model) and interpolated linearly. When D exceeds ``PLAN_GRID`` the calls may start only at
+fraction f = (t - 1) / (D - 1), sampled at evenly spaced f (``models.ardm_network.loss_curve``,
+stored with the model) and interpolated linearly. When D exceeds ``PLAN_GRID`` the calls may start only at
 the G = ``PLAN_GRID`` steps 1 + floor(j D / G), j = 0 .. G - 1 (the same dynamic program over these
 candidates), which costs O(K G^2) whatever D and, for calls much longer than D / G steps, loses
 little against the exact plan.

@@ -66,7 +66,7 @@ class Denoiser:
 
 def load(spec: str | Path) -> Denoiser:
     """The model named ``spec`` (a shipped checkpoint) or stored at path ``spec``, hash checked."""
-    from diffc.models.cache import enable_compilation_cache
+    from diffc.runtime.compilation_cache import enable_compilation_cache
 
     enable_compilation_cache()  # a second run on the same image size does not compile again
     path = registry.resolve(spec)

@@ -1,6 +1,6 @@
-"""diffc's coders as evaluation codecs (the ``Codec`` interface of ``codecs``), one adapter each.
+"""diffc's coders as evaluation codecs (the ``Codec`` interface of ``contenders``), one adapter each.
 
-``codecs.DIFFC_CODERS`` names them; they are imported only when a run asks for diffc (JAX). The
+``contenders.DIFFC_CODERS`` names them; they are imported only when a run asks for diffc (JAX). The
 lossy coder aims at rates directly: it is asked for every target
 rate plus one above the highest, so that each wanted rate has a point on both sides. Its stream does
 not depend on how it is decoded, so the lossy coders of several ``--method`` share each encoding
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from diffc.codec import api, bitsback, denoiser, lossy
-from diffc.evaluation.codecs import Target
+from diffc.evaluation.contenders import Target
 
 DECODE_STEPS = 16
 

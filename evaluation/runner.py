@@ -38,7 +38,8 @@ from PIL import Image, UnidentifiedImageError
 
 from diffc import bitstreams
 from diffc.evaluation import metrics
-from diffc.evaluation.codecs import Codec, Target, library_versions
+from diffc.evaluation.baselines import library_versions
+from diffc.evaluation.contenders import Codec, Target
 from diffc.evaluation.errors import EvaluationError
 
 SCHEMA = "diffc-eval-rd/1"

@@ -66,7 +66,7 @@ class VDMConfig(Recipe):
 @dataclass(frozen=True)
 class ARDMConfig(Recipe):
     """An order-agnostic ARDM: a U-Net from (known values, their levels, the step) to 256 logits per
-    subpixel (``models/ardm.py``).
+    subpixel (``models/ardm_network.py``).
 
     ``stages`` S > 1 makes it an upscale ARDM (ARDM section 4): S passes over the image, each
     coding the next 8 / S bits of every subpixel, coarse bit planes first."""

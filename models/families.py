@@ -1,4 +1,5 @@
-"""The model families diffc trains and codes with, as the training loop and the checkpoints see them.
+"""Model families: the kinds of model diffc trains and codes with (VDM, ARDM), as the training loop
+and the checkpoints see them; where a checkpoint is found is the ``registry``'s part.
 
 A family ties a config type to its parameters, its training loss and what its checkpoint stores.
 A VDM checkpoint stores the parameters. An ARDM checkpoint stores them with the per-step loss
@@ -16,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from diffc.models import ardm, vdm
+from diffc.models import ardm_network, vdm
 from diffc.models.configs import ARDMConfig, Recipe, VDMConfig
 
 Loss = Callable[[Any, Any, jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
@@ -73,12 +74,12 @@ def _vdm_loss(params: Any, config: VDMConfig, k: jax.Array, key: jax.Array) -> t
 
 def _ardm_loss(params: Any, config: ARDMConfig, k: jax.Array, key: jax.Array) -> tuple[jax.Array, dict]:
     """ARDM's one-step estimate of the bound (section 3) in bits/dim."""
-    loss = ardm.ardm_loss(params, config, k, key)
+    loss = ardm_network.ardm_loss(params, config, k, key)
     return loss, {"bpd": loss}
 
 
 def ardm_loss_curve(config: ARDMConfig, params: Any, val: np.ndarray | None) -> np.ndarray:
-    """The per-step loss curve (``ardm.loss_curve``, ``CURVE_POINTS`` points per stage) averaged
+    """The per-step loss curve (``ardm_network.loss_curve``, ``CURVE_POINTS`` points per stage) averaged
     over the first ``CURVE_CROPS`` validation crops in batches of ``CURVE_BATCH``, with fixed keys
     so a save is reproducible."""
     if val is None:
@@ -87,7 +88,7 @@ def ardm_loss_curve(config: ARDMConfig, params: Any, val: np.ndarray | None) -> 
     key = jax.random.PRNGKey(4321)
     chunks = [val[i : i + CURVE_BATCH] for i in range(0, len(val), CURVE_BATCH)]
     curves = [
-        len(c) * ardm.loss_curve(params, config, c, jax.random.fold_in(key, i), CURVE_POINTS)
+        len(c) * ardm_network.loss_curve(params, config, c, jax.random.fold_in(key, i), CURVE_POINTS)
         for i, c in enumerate(chunks)
     ]
     return (np.sum(curves, axis=0) / len(val)).astype(np.float32)
@@ -98,7 +99,7 @@ VDM = Family(
     loss=_vdm_loss,
 )
 ARDM = Family(
-    name="ardm", model_format="diffc-ardm/1", config_type=ARDMConfig, init_params=ardm.init_params,
+    name="ardm", model_format="diffc-ardm/1", config_type=ARDMConfig, init_params=ardm_network.init_params,
     loss=_ardm_loss, extras=lambda config: {"loss_curve": config.stages * CURVE_POINTS},
     measure=lambda config, params, val: {"loss_curve": ardm_loss_curve(config, params, val)},
 )

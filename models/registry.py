@@ -1,9 +1,11 @@
-"""Where models come from: the checkpoints shipped in ``models/checkpoints/`` (package data, no
-network), looked up by name, or any checkpoint on disk, looked up by path.
+"""The model registry: where a checkpoint is found, and what streams and listings call it.
 
-A checkpoint is ``NAME.msgpack`` + ``NAME.json`` (see ``checkpoint``); ``--model`` takes a shipped
-name, ``default`` (the family's default: ``DEFAULTS``), a path to either file or to their common
-stem, or a training run folder (its ``model.json``).
+The checkpoints shipped in ``models/checkpoints/`` (package data, no network) are looked up by
+name, any checkpoint on disk by path. A checkpoint is ``NAME.msgpack`` + ``NAME.json`` (see
+``checkpoint``); ``--model`` takes a shipped name, ``default`` (the family's default:
+``DEFAULTS``), a path to either file or to their common stem, or a training run folder (its
+``model.json``). What kind of model a checkpoint holds, and how that kind trains and is stored,
+is ``families``'s part.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ user's own cache folder (JAX keeps the first folder a process enables)."""
 
 import pytest
 
-from diffc.models.cache import ENV, enable_compilation_cache
+from diffc.runtime.compilation_cache import ENV, enable_compilation_cache
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,5 +1,5 @@
-"""The ARDM prior (``models/ardm.py``), its step planner (``codec/ardm_plan.py``) and its lossless
-coder (``codec/ardm.py``), with the tiny config on images of at most 6x7 pixels.
+"""The ARDM prior (``models/ardm_network.py``), its step planner (``codec/ardm_plan.py``) and its
+lossless coder (``codec/ardm.py``), with the tiny config on images of at most 6x7 pixels.
 
 Exactness must hold whatever the network, so the coder is tested with an untrained one: fresh
 parameters plus noise (fresh ones zero every residual branch, which leaves a nearly linear
@@ -27,7 +27,7 @@ from scipy import special
 from diffc import bitstreams
 from diffc.bitstreams import Mode
 from diffc.codec import ardm, ardm_plan
-from diffc.models import ardm as model
+from diffc.models import ardm_network as model
 from diffc.models import configs
 from diffc.models.vdm import VOCAB
 from helpers import compiled, smooth_image

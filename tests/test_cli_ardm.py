@@ -16,14 +16,14 @@ from diffc import bitstreams
 from diffc.cli.main import main
 from diffc.codec import api
 from diffc.codec import ardm as coder
-from diffc.models import ardm, checkpoint, configs, vdm
+from diffc.models import ardm_network, checkpoint, configs, vdm
 
 CURVE = np.linspace(8.0, 3.0, 33)  # bits per subpixel from nothing known to all but one known
 
 
 def save_tiny_ardm(stem: Path, seed: int) -> Path:
     cfg = configs.get_config("tiny", "ardm")
-    params = ardm.init_params(cfg, seed)
+    params = ardm_network.init_params(cfg, seed)
     checkpoint.save_model(stem, cfg, {"params": params, "loss_curve": CURVE}, {"name": stem.name})
     return stem.with_suffix(".json")
 
@@ -123,7 +123,7 @@ def test_the_loaded_prior_carries_the_checkpoints_curve_under_its_hash(work):
     assert prior.hash8 == bytes.fromhex(card["sha256"][:16]) and prior.name == "ardm-a"
     # Another curve is another payload, so another hash: streams of one refuse the other.
     cfg = configs.get_config("tiny", "ardm")
-    bent = {"params": ardm.init_params(cfg, 0), "loss_curve": CURVE[::-1]}
+    bent = {"params": ardm_network.init_params(cfg, 0), "loss_curve": CURVE[::-1]}
     assert checkpoint.save_model(root / "bent", cfg, bent, {"name": "bent"})["sha256"] != card["sha256"]
 
 
@@ -133,7 +133,7 @@ def test_an_upscale_checkpoint_loads_with_its_stage_curves_and_round_trips(work,
     root, _, _ = work
     cfg = dataclasses.replace(configs.get_config("tiny", "ardm"), stages=4)
     curve = np.tile(CURVE / 4, 4)
-    checkpoint.save_model(root / "up", cfg, {"params": ardm.init_params(cfg, 0), "loss_curve": curve}, {"name": "up"})
+    checkpoint.save_model(root / "up", cfg, {"params": ardm_network.init_params(cfg, 0), "loss_curve": curve}, {"name": "up"})
     prior = coder.load(root / "up.json")
     assert prior.config.stages == 4 and prior.curve.shape == (4 * 33,)
     stream, out = root / "up.dfc", root / "up-out.png"

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from diffc.cli.main import main
-from diffc.evaluation import codecs, runner
+from diffc.evaluation import baselines, runner
 from diffc.evaluation.elbo import image_elbo
 from diffc.models import checkpoint, configs, vdm
 from helpers import smooth_image
@@ -62,7 +62,7 @@ def test_the_report_holds_every_image_and_dimension_weighted_totals(setup, tmp_p
     for key in ("elbo", f"elbo_T{STEPS}", "png"):
         expected = sum(r[key] * r["dims"] for r in rows) / sum(r["dims"] for r in rows)
         assert report["totals"][key] == pytest.approx(expected)
-    png = runner.measure(codecs.CLASSICAL["png"], runner.load_image(setup[1] / "a.png", None), None)
+    png = runner.measure(baselines.CLASSICAL["png"], runner.load_image(setup[1] / "a.png", None), None)
     assert rows[0]["png"] == pytest.approx(png["bits_per_dim"])
     assert "--steps 10 --samples 10" in report["command"]
     assert "| **all** |" in capsys.readouterr().out

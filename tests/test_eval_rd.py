@@ -1,4 +1,4 @@
-"""``diffc eval rd``: the classical sweeps, the four outputs, resuming, and diffc's registry."""
+"""``diffc eval rd``: the classical sweeps, the four outputs, resuming, and diffc's coders by mode."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from PIL import Image
 
 from diffc.cli.main import main
 from diffc.codec import ardm as codec_ardm
-from diffc.evaluation import codecs, metrics, runner
+from diffc.evaluation import baselines, contenders, metrics, runner
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 NAMES = ("kodim01", "kodim05", "kodim23")
@@ -52,11 +52,11 @@ def by_pair(results: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, Any
     return pairs
 
 
-@pytest.mark.parametrize("name", [c.name for c in codecs.CLASSICAL.values() if not c.lossless])
+@pytest.mark.parametrize("name", [c.name for c in baselines.CLASSICAL.values() if not c.lossless])
 def test_classical_sweeps_rise_in_rate_and_psnr(name):
     # On crops of the size the grids were chosen for (on much smaller ones WebP's PSNR can dip
     # between neighbouring qualities; the analysis keeps each image's Pareto front for that).
-    codec = codecs.CLASSICAL[name]
+    codec = baselines.CLASSICAL[name]
     for image_name in ("kodim05", "kodim23"):
         image = crop(image_name, 256, 256)
         rates, psnrs = [], []
@@ -71,7 +71,7 @@ def test_classical_sweeps_rise_in_rate_and_psnr(name):
 
 def test_lossless_codecs_decode_exactly_and_count_their_bits():
     image = runner.EvalImage("kodim05", crop("kodim05", 40, 56), "")
-    for codec in (c for c in codecs.CLASSICAL.values() if c.lossless):
+    for codec in (c for c in baselines.CLASSICAL.values() if c.lossless):
         (point,) = [runner.measure(codec, image, target) for target in codec.targets([1])]
         assert point["bits_per_dim"] == 8 * len(codec.encode(image.pixels, None)) / (40 * 56 * 3)
         assert 2 < point["bits_per_dim"] < 8
@@ -95,7 +95,7 @@ def test_a_run_on_three_tiny_images_writes_all_four_outputs(tiny_run):
     results = load(out / "results.json")
     assert [i["name"] for i in results["settings"]["images"]] == list(NAMES)
     assert results["versions"]["pillow"] == Image.__version__
-    sweep = sum(len(c.targets([2, 3])) for c in codecs.CLASSICAL.values())
+    sweep = sum(len(c.targets([2, 3])) for c in baselines.CLASSICAL.values())
     assert len(results["points"]) == 3 * sweep
 
     # A point measured again by hand: JPEG at quality 50 on the first image.
@@ -188,7 +188,7 @@ def test_a_folder_of_other_files_is_refused(tmp_path, capsys):
 
 
 def test_a_model_without_a_registered_coder_is_an_error(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(codecs, "DIFFC_CODERS", {})
+    monkeypatch.setattr(contenders, "DIFFC_CODERS", {})
     data = tiny_set(tmp_path / "tiny")
     out = tmp_path / "out"
     assert main(["eval", "rd", "--data", str(data), "--out", str(out), "--model", "vdm-small"]) == 1
@@ -209,8 +209,8 @@ def test_bad_options_are_usage_errors(tmp_path, capsys, args, message):
 
 
 class PosterisingCoder:
-    """A stand-in lossy coder for the registry test: keeps the top bits of every value, the more
-    the higher the target rate, and stores them with zlib."""
+    """A stand-in lossy coder for the test of diffc's coders by mode: keeps the top bits of every
+    value, the more the higher the target rate, and stores them with zlib."""
 
     name = "posterise"
     lossless = False
@@ -241,7 +241,7 @@ class PosterisingCoder:
 
 
 def test_a_registered_diffc_coder_joins_with_one_line(tmp_path, monkeypatch):
-    monkeypatch.setitem(codecs.DIFFC_CODERS, "lossy", lambda model, methods: [PosterisingCoder(model, m) for m in methods])
+    monkeypatch.setitem(contenders.DIFFC_CODERS, "lossy", lambda model, methods: [PosterisingCoder(model, m) for m in methods])
     data = tiny_set(tmp_path / "tiny")
     out = tmp_path / "out"
     args = ["eval", "rd", "--data", str(data), "--out", str(out), "--modes", "lossy", "--codecs", "jpeg",
@@ -276,10 +276,10 @@ def test_lossless_evaluation_codes_both_diffc_streams_exactly_beside_png(tmp_pat
 
 
 def test_an_ardm_model_is_evaluated_by_the_ardm_coder_alone(tmp_path, capsys):
-    from diffc.models import ardm, checkpoint, configs
+    from diffc.models import ardm_network, checkpoint, configs
 
     cfg = configs.get_config("tiny", "ardm")
-    payload = {"params": ardm.init_params(cfg, 0), "loss_curve": np.linspace(8.0, 3.0, 33)}
+    payload = {"params": ardm_network.init_params(cfg, 0), "loss_curve": np.linspace(8.0, 3.0, 33)}
     checkpoint.save_model(tmp_path / "ardm", cfg, payload, {"name": "ardm"})
     data = tiny_set(tmp_path / "tiny-set")
     out = tmp_path / "out"

@@ -1,4 +1,5 @@
-"""Order-agnostic autoregressive diffusion models (Hoogeboom et al. 2022, "ARDM"), as pure functions.
+"""The ARDM network and its losses: order-agnostic autoregressive diffusion models (Hoogeboom et al.
+2022, "ARDM"), as pure functions.
 
 Conventions, shared with the ARDM coder (``codec/ardm.py``):
 
