@@ -1,8 +1,8 @@
 """Turning exceptions into the one-line messages and exit codes every command promises.
 
-Known user-facing failures (bad files, corrupt streams, wrong models) print ``diffc: error: ...`` on
-stderr and exit 1; anything else is an internal error, reported on one line too. Set DIFFC_DEBUG=1 to
-see the traceback instead.
+Known user-facing failures (bad files, corrupt streams, wrong models: every ``DiffcError``) print
+``diffc: error: ...`` on stderr and exit 1; anything else is an internal error, reported on one line
+too. Set DIFFC_DEBUG=1 to see the traceback instead.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import sys
 
+from diffc.errors import DiffcError
 
-class UserError(Exception):
+
+class UserError(DiffcError):
     """A failure caused by the user's input or environment, with a message that says what to do."""
 
 
@@ -21,13 +23,10 @@ def debug_enabled() -> bool:
 
 def describe(exc: BaseException) -> str:
     """One line for ``exc``: its message for known errors, its type and message otherwise."""
-    from diffc.bitstreams import BitstreamError
-    from diffc.codec.entropy import EntropyCodingError
-    from diffc.models.checkpoint import ModelError
+    from diffc.bitstreams import BitstreamError  # until bitstreams/errors.py derives it from DiffcError
 
-    known = (UserError, BitstreamError, EntropyCodingError, ModelError)
     message = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, known):
+    if isinstance(exc, (DiffcError, BitstreamError)):
         return message
     if isinstance(exc, FileNotFoundError):
         return f"no such file: {exc.filename}"

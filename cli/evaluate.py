@@ -18,7 +18,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from diffc.cli.errors import UserError
 from diffc.cli.io import write_bytes
 from diffc.evaluation import analysis, baselines, contenders, report, runner
-from diffc.evaluation.errors import EvaluationError
 
 eval_app = typer.Typer(
     help="Measure diffc against classical codecs.\n\n"
@@ -161,39 +160,36 @@ def rd(
         "--diffc": diffc_names,
         "--jobs": None if jobs == 1 else str(jobs),
     })
-    try:
-        only = None if diffc_names is None else tuple(n.strip() for n in diffc_names.split(",") if n.strip())
-        selection = contenders.Selection(tuple(families), tuple(mode_list), model, tuple(methods), only)
-        chosen, diffc, notes = selection.build()
-        coders: list[contenders.Codec] = [*chosen, *diffc]
-        if not coders:
-            raise UserError(f"no codec of --codecs {','.join(families)} runs in --modes {','.join(mode_list)}")
-        images = [runner.load_image(path, crop) for path in runner.find_images(data, limit)]
-        settings = {"images": [image.describe() for image in images], "crop": crop, "limit": limit, "bpp": rates,
-                    "modes": mode_list, "model": model, "method": method_name,
-                    "codecs": {c.name: {"lossless": c.lossless, **c.settings()} for c in coders}}
-        versions = runner.software_versions(",".join(dict.fromkeys(c.model_card_hash for c in diffc)) or None)
-        results = _stored_results(out, settings, versions, force) or runner.new_results(
-            command, settings, versions, notes)
-        results["command"] = command
+    only = None if diffc_names is None else tuple(n.strip() for n in diffc_names.split(",") if n.strip())
+    selection = contenders.Selection(tuple(families), tuple(mode_list), model, tuple(methods), only)
+    chosen, diffc, notes = selection.build()
+    coders: list[contenders.Codec] = [*chosen, *diffc]
+    if not coders:
+        raise UserError(f"no codec of --codecs {','.join(families)} runs in --modes {','.join(mode_list)}")
+    images = [runner.load_image(path, crop) for path in runner.find_images(data, limit)]
+    settings = {"images": [image.describe() for image in images], "crop": crop, "limit": limit, "bpp": rates,
+                "modes": mode_list, "model": model, "method": method_name,
+                "codecs": {c.name: {"lossless": c.lossless, **c.settings()} for c in coders}}
+    versions = runner.software_versions(",".join(dict.fromkeys(c.model_card_hash for c in diffc)) or None)
+    results = _stored_results(out, settings, versions, force) or runner.new_results(
+        command, settings, versions, notes)
+    results["command"] = command
 
-        def save(results: dict[str, Any]) -> None:
-            write_bytes(out / "results.json", report.results_json(results).encode(), force=True)
+    def save(results: dict[str, Any]) -> None:
+        write_bytes(out / "results.json", report.results_json(results).encode(), force=True)
 
-        columns = (TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
-                   TimeElapsedColumn())
-        with Progress(*columns, console=Console(stderr=True), disable=quiet) as bar:
-            task = bar.add_task("", total=len(images))
-            runner.run(results, images, coders, rates, save=save,
-                       progress=lambda label, done: bar.update(task, description=label, completed=done),
-                       jobs=jobs, rebuild=selection.codecs)
-        save(results)
-        result = analysis.analyse(results)
-        write_bytes(out / "results.csv", report.results_csv(results).encode(), force=True)
-        write_bytes(out / "rd.png", report.rd_png(result, report.title(results)), force=True)
-        write_bytes(out / "summary.md", report.summary_md(results, result).encode(), force=True)
-    except EvaluationError as exc:
-        raise UserError(str(exc)) from exc
+    columns = (TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), disable=quiet) as bar:
+        task = bar.add_task("", total=len(images))
+        runner.run(results, images, coders, rates, save=save,
+                   progress=lambda label, done: bar.update(task, description=label, completed=done),
+                   jobs=jobs, rebuild=selection.codecs)
+    save(results)
+    result = analysis.analyse(results)
+    write_bytes(out / "results.csv", report.results_csv(results).encode(), force=True)
+    write_bytes(out / "rd.png", report.rd_png(result, report.title(results)), force=True)
+    write_bytes(out / "summary.md", report.summary_md(results, result).encode(), force=True)
     for line in report.headline(result):
         typer.echo(line)
     typer.echo(f"wrote results.json, results.csv, rd.png and summary.md to {out}")
@@ -257,11 +253,8 @@ def elbo(
     enable_compilation_cache()
     card_path = registry.resolve(model, "vdm")
     config, params, card = checkpoint.load_model(card_path, "vdm")
-    try:
-        paths = runner.find_images(data)[skip : skip + limit if limit else None]
-        images = [runner.load_image(path, crop) for path in paths]
-    except EvaluationError as exc:
-        raise UserError(str(exc)) from exc
+    paths = runner.find_images(data)[skip : skip + limit if limit else None]
+    images = [runner.load_image(path, crop) for path in paths]
     if not images:
         raise UserError(f"--skip {skip} leaves no image of {data}")
     rows, start = [], time.perf_counter()

@@ -24,6 +24,8 @@ import constriction
 import numpy as np
 from scipy import special
 
+from diffc.errors import DiffcError
+
 PARAM_QUANTUM = 2.0**-16  # grid of means and stds (in bins) and of logits fed to the coder
 PROB_QUANTUM = 2.0**-40  # grid of probabilities fed to the coder
 MIN_PROB = 2.0**-24  # constriction's smallest representable probability (24-bit precision)
@@ -36,7 +38,7 @@ _OVERRUN_SLACK_BITS_PER_SYMBOL = 1.0
 _PRECISION_BITS = 24  # below this many valid bits, constriction decodes the lowest symbol forever
 
 
-class EntropyCodingError(Exception):
+class EntropyCodingError(DiffcError):
     """A symbol or parameter that cannot be coded, or a stack used wrongly."""
 
 

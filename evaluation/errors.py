@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from diffc.errors import DiffcError
 
-class EvaluationError(Exception):
+
+class EvaluationError(DiffcError):
     """A failure caused by the data, the settings or the environment, with a message that says what to do."""
 
 

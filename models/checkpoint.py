@@ -23,6 +23,7 @@ import flax.serialization
 import jax
 import numpy as np
 
+from diffc.errors import DiffcError
 from diffc.models import families
 from diffc.models.configs import Recipe
 
@@ -33,7 +34,7 @@ LEGACY_STATE_FORMATS = ("diffc-vdm-train-state/1",)  # VDM runs saved before ARD
 DTYPES = ("float32", "float16")
 
 
-class ModelError(Exception):
+class ModelError(DiffcError):
     """A model or checkpoint that is missing, tampered with, or does not fit its config."""
 
 
