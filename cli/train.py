@@ -129,7 +129,7 @@ def _train(
     import jax
 
     from diffc.models import checkpoint, configs
-    from diffc.models.cache import enable_compilation_cache
+    from diffc.runtime.compilation_cache import enable_compilation_cache
     from diffc.models.train import CPU_NOTE, FitOptions, fit
 
     if coordinator is not None:

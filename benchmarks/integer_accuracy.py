@@ -1,0 +1,75 @@
+"""What the integer denoiser costs: the T-step negative ELBO (bits/dim) of validation crops with the
+float U-Net and with its integer version (``models/integer_unet.py``), same crops, times and noise.
+
+    python benchmarks/integer_accuracy.py --model default --val ../shared/data/cid22/val \
+        --calibrate ../shared/data/cid22/train --crops 128 --crop 32 --json docs/results/integer-accuracy.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from diffc.models import checkpoint, data, integer_unet, registry, vdm
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--val", type=Path, required=True, help="validation image folder")
+    ap.add_argument("--calibrate", type=Path, required=True, help="image folder for the activation scales")
+    ap.add_argument("--crops", type=int, default=128)
+    ap.add_argument("--crop", type=int, default=32)
+    ap.add_argument("--calibration-crops", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=100, help="T of the discrete ELBO (0: continuous)")
+    ap.add_argument("--repeats", type=int, default=4, help="noise draws per crop")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    config, params, card = checkpoint.load_model(registry.resolve(args.model), "vdm")
+    gamma_fn, eps_fn = vdm.bound_fns(config, params)
+    calib = data.fixed_crops([data.load_image(p) for p in data.list_images([args.calibrate])],
+                             args.crop, args.calibration_crops, seed=1)
+    x = vdm.pixels_to_x(calib)
+    key = jax.random.PRNGKey(7)
+    t = vdm.low_discrepancy_times(key, len(calib))
+    gammas = gamma_fn(t)
+    z = vdm.diffuse(x, gammas, jax.random.normal(jax.random.fold_in(key, 1), x.shape))
+    start = time.monotonic()
+    net = integer_unet.quantise(config, params, np.asarray(z), np.asarray(gammas))
+    quantise_s = time.monotonic() - start
+
+    int_eps = jax.jit(net.eps)
+
+    def integer_eps_fn(z_t: jax.Array, gamma_t: jax.Array) -> jax.Array:
+        g = jnp.broadcast_to(jnp.asarray(gamma_t, jnp.float32).reshape(-1), z_t.shape[:1])
+        out = int_eps(integer_unet.to_fixed(z_t), integer_unet.gamma_codes(g))
+        return out.astype(jnp.float32) * 2.0**-integer_unet.EPS_FRAC
+
+    val = data.fixed_crops([data.load_image(p) for p in data.list_images([args.val])], args.crop, args.crops)
+    totals = {"float": [], "integer": []}
+    for r in range(args.repeats):
+        for i in range(0, len(val), 32):
+            k = jnp.asarray(val[i : i + 32])
+            sub = jax.random.fold_in(jax.random.PRNGKey(1234), r * 1000 + i)
+            for name, fn in (("float", eps_fn), ("integer", integer_eps_fn)):
+                terms = vdm.elbo_terms(k, sub, gamma_fn, fn, steps=args.steps, clip=args.steps > 0)
+                totals[name].append(np.asarray(terms["bpd"]))
+    result = {name: float(np.concatenate(v).mean()) for name, v in totals.items()}
+    result.update(
+        ratio=result["integer"] / result["float"], model=card.get("name"), sha256=card["sha256"],
+        crops=args.crops, crop=args.crop, steps=args.steps, repeats=args.repeats, quantise_s=round(quantise_s, 1),
+    )
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
