@@ -41,6 +41,9 @@ import numpy as np
 
 from diffc.models import integer_ops as ops
 from diffc.models.configs import VDMConfig
+from diffc.models.unet import depth_to_space as _depth_to_space
+from diffc.models.unet import space_to_depth as _space_to_depth
+from diffc.models.unet import upsample as _upsample
 
 Z_FRAC = 12  # fraction bits of the int16 input z_t: |z| < 8
 STREAM_FRAC = 10  # fraction bits of the int32 residual stream
@@ -212,23 +215,6 @@ class _Runner:
 
 
 STREAM_STEP = 2.0**-STREAM_FRAC
-
-
-def _space_to_depth(h: jax.Array) -> jax.Array:
-    b, hh, ww, c = h.shape
-    h = h.reshape(b, hh // 2, 2, ww // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
-    return h.reshape(b, hh // 2, ww // 2, 4 * c)
-
-
-def _depth_to_space(h: jax.Array) -> jax.Array:
-    b, hh, ww, c4 = h.shape
-    h = h.reshape(b, hh, ww, 2, 2, c4 // 4).transpose(0, 1, 3, 2, 4, 5)
-    return h.reshape(b, 2 * hh, 2 * ww, c4 // 4)
-
-
-def _upsample(h: jax.Array) -> jax.Array:
-    b, hh, ww, c = h.shape
-    return jnp.broadcast_to(h[:, :, None, :, None, :], (b, hh, 2, ww, 2, c)).reshape(b, 2 * hh, 2 * ww, c)
 
 
 def _embedding_phases(config: VDMConfig) -> tuple[np.ndarray, np.ndarray]:
