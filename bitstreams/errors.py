@@ -1,7 +1,9 @@
 """Errors raised while reading a ``.dfc`` container; each message says what is wrong and where."""
 
+from diffc.errors import DiffcError
 
-class BitstreamError(Exception):
+
+class BitstreamError(DiffcError):
     """Base class of every failure to read or write a container."""
 
 

@@ -23,10 +23,8 @@ def debug_enabled() -> bool:
 
 def describe(exc: BaseException) -> str:
     """One line for ``exc``: its message for known errors, its type and message otherwise."""
-    from diffc.bitstreams import BitstreamError  # until bitstreams/errors.py derives it from DiffcError
-
     message = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, (DiffcError, BitstreamError)):
+    if isinstance(exc, DiffcError):
         return message
     if isinstance(exc, FileNotFoundError):
         return f"no such file: {exc.filename}"

@@ -17,7 +17,7 @@ def describe(container: bitstreams.Container) -> dict[str, Any]:
     h = container.header
     bits = 8 * container.total_bytes
     return {
-        "format_version": bitstreams.VERSION,
+        "format_version": h.version,
         "mode": h.mode.label,
         "height": h.height,
         "width": h.width,

@@ -3,6 +3,7 @@ rates, one-line errors and exit codes, through ``main([...])`` and the installed
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -98,6 +99,17 @@ def test_info_json(capsys, lossy_file: Path) -> None:
         "bits_per_dim": 8 * total / (48 * 64 * 3),
     }
     assert list(facts["params"]) == ["steps", "chunk_bits"]  # field-id order
+
+
+def test_info_reports_the_streams_own_format_version(capsys, tmp_path: Path) -> None:
+    """A version-3 stream (still read) is reported as version 3, not as the writer's version."""
+    assert bitstreams.OLDEST_VERSION == 3 < bitstreams.VERSION
+    path = tmp_path / "v3.dfc"
+    path.write_bytes(bitstreams.write(dataclasses.replace(LOSSY, version=3), LOSSY_CHUNKS))
+    code, out, _ = run(capsys, "info", "--json", str(path))
+    assert (code, json.loads(out)["format_version"]) == (0, 3)
+    code, out, _ = run(capsys, "info", str(path))
+    assert code == 0 and out.splitlines()[0] == "format      dfc version 3, lossy"
 
 
 def test_info_json_of_a_grayscale_lossless_stream(capsys, tmp_path: Path) -> None:

@@ -11,13 +11,10 @@ from diffc.errors import DiffcError
 from diffc.evaluation.errors import EvaluationError
 from diffc.models.checkpoint import ModelError
 
-PENDING = pytest.mark.xfail(strict=True, reason="bitstreams/errors.py: BitstreamError(DiffcError) is pending")
-
-
 @pytest.mark.parametrize(
     "error",
     [UserError, ModelError, EntropyCodingError, EmptyStackError, EvaluationError,
-     pytest.param(BitstreamError, marks=PENDING), pytest.param(CorruptStreamError, marks=PENDING)],
+     BitstreamError, CorruptStreamError],
 )
 def test_every_user_visible_error_is_a_diffc_error(error):
     assert issubclass(error, DiffcError)
