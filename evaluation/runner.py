@@ -150,11 +150,12 @@ def _missing(results: dict[str, Any], images: Sequence[EvalImage], codecs: Seque
     return [(i, names) for i, names in todo if names]
 
 
-def _sort_points(results: dict[str, Any], images: Sequence[EvalImage], codecs: Sequence[Codec]) -> None:
-    """Points in image order, then codec order (targets keep their order), however they arrived."""
-    image_rank = {image.name: i for i, image in enumerate(images)}
-    codec_rank = {codec.name: i for i, codec in enumerate(codecs)}
-    results["points"].sort(key=lambda p: (image_rank.get(p["image"], -1), codec_rank.get(p["codec"], -1)))
+def sort_points(points: list[dict[str, Any]], images: Sequence[str], codecs: Sequence[str]) -> None:
+    """Points in image order, then codec order (targets keep their order), however they arrived:
+    by one process, by several, or by several shards."""
+    image_rank = {name: i for i, name in enumerate(images)}
+    codec_rank = {name: i for i, name in enumerate(codecs)}
+    points.sort(key=lambda p: (image_rank.get(p["image"], -1), codec_rank.get(p["codec"], -1)))
 
 
 def run(
@@ -187,7 +188,7 @@ def run(
                 results["points"] += codec_points(by_name[name], images[index], bpps)
                 save(results)
             progress(images[index].name, index + 1)
-    _sort_points(results, images, codecs)
+    sort_points(results["points"], [image.name for image in images], [codec.name for codec in codecs])
 
 
 def _run_parallel(
