@@ -2,6 +2,8 @@
 
 ``rd`` sweeps every codec over a folder of images and writes results.json, results.csv, rd.png and
 summary.md into one folder, each file atomically; run again with the same settings, it resumes.
+With ``--shard I/N`` it measures one shard of the images, and ``merge`` joins the shards' folders
+into the four files of the whole run (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from diffc.cli.errors import UserError
 from diffc.cli.io import write_bytes
-from diffc.evaluation import analysis, baselines, contenders, report, runner
+from diffc.evaluation import analysis, baselines, contenders, report, runner, shards
 
 eval_app = typer.Typer(
     help="Measure diffc against classical codecs.\n\n"
     "Examples:\n\n"
-    "  diffc eval rd --data kodak --crop 256 --out results/kodak-256",
+    "  diffc eval rd --data kodak --crop 256 --out results/kodak-256\n\n"
+    "  diffc eval merge results/kodak-1 results/kodak-2 --out results/kodak   (shards of --shard 1/2, 2/2)",
     no_args_is_help=True,
 )
 
@@ -50,6 +53,16 @@ def _rates(text: str) -> list[float]:
     if not all(0 < rate < float("inf") for rate in rates):
         raise typer.BadParameter(f"{text!r}: rates must be positive and finite", param_hint="--bpp")
     return rates
+
+
+def _shard(text: str | None) -> shards.Shard | None:
+    """--shard I/N, or None for every image."""
+    if text is None:
+        return None
+    try:
+        return shards.Shard.parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
 
 
 def _command(data: Path, out: Path, options: dict[str, str | None]) -> str:
@@ -120,6 +133,9 @@ def rd(
     jobs: Annotated[int, typer.Option(
         "--jobs", "-j", min=1, help="Images measured at once, each in its own process; the times then "
         "share the machine.")] = 1,
+    shard: Annotated[str | None, typer.Option(
+        "--shard", metavar="I/N", help="Only shard I of N (numbered from 1): every N-th image from the I-th, "
+        "e.g. one per task of a SLURM array; diffc eval merge joins the shards' --out folders.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Start over in a --out that holds other results.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -138,8 +154,11 @@ def rd(
       diffc eval rd --data kodak --modes lossless --model default --diffc lossless-ardm,lossless-vdm
 
       diffc eval rd --data kodak --crop 256 --modes lossy --model default --method flow,ancestral
+
+      diffc eval rd --data kodak --crop 256 --shard 3/4 --out results/kodak-256-3
     """
     mode_list = _names(modes, "--modes", contenders.MODES)
+    part = _shard(shard)
     rates = _rates(bpp)
     families = _names(codec_names, "--codecs", baselines.FAMILIES)
     methods = _names(method or contenders.METHODS[0], "--method", contenders.METHODS)
@@ -159,6 +178,7 @@ def rd(
         "--method": method_name,
         "--diffc": diffc_names,
         "--jobs": None if jobs == 1 else str(jobs),
+        "--shard": None if part is None else str(part),
     })
     only = None if diffc_names is None else tuple(n.strip() for n in diffc_names.split(",") if n.strip())
     selection = contenders.Selection(tuple(families), tuple(mode_list), model, tuple(methods), only)
@@ -166,10 +186,15 @@ def rd(
     coders: list[contenders.Codec] = [*chosen, *diffc]
     if not coders:
         raise UserError(f"no codec of --codecs {','.join(families)} runs in --modes {','.join(mode_list)}")
-    images = [runner.load_image(path, crop) for path in runner.find_images(data, limit)]
+    paths = runner.find_images(data, limit)
+    if part is not None and part.count > len(paths):
+        raise UserError(f"--shard {part}: {data} has {len(paths)} images to measure, too few for {part.count} shards")
+    images = [runner.load_image(path, crop) for path in (paths if part is None else part.select(paths))]
     settings = {"images": [image.describe() for image in images], "crop": crop, "limit": limit, "bpp": rates,
                 "modes": mode_list, "model": model, "method": method_name,
                 "codecs": {c.name: {"lossless": c.lossless, **c.settings()} for c in coders}}
+    if part is not None:
+        settings["shard"] = part.describe([path.stem for path in paths])
     versions = runner.software_versions(",".join(dict.fromkeys(c.model_card_hash for c in diffc)) or None)
     results = _stored_results(out, settings, versions, force) or runner.new_results(
         command, settings, versions, notes)
@@ -185,7 +210,12 @@ def rd(
         runner.run(results, images, coders, rates, save=save,
                    progress=lambda label, done: bar.update(task, description=label, completed=done),
                    jobs=jobs, rebuild=selection.codecs)
-    save(results)
+    _write_outputs(out, results)
+
+
+def _write_outputs(out: Path, results: dict[str, Any]) -> None:
+    """The four outputs of ``results`` into ``out``, and the headline on stdout."""
+    write_bytes(out / "results.json", report.results_json(results).encode(), force=True)
     result = analysis.analyse(results)
     write_bytes(out / "results.csv", report.results_csv(results).encode(), force=True)
     write_bytes(out / "rd.png", report.rd_png(result, report.title(results)), force=True)
@@ -193,6 +223,45 @@ def rd(
     for line in report.headline(result):
         typer.echo(line)
     typer.echo(f"wrote results.json, results.csv, rd.png and summary.md to {out}")
+
+
+def _shard_results(folder: Path) -> dict[str, Any]:
+    """The results.json a shard's run left in ``folder``."""
+    path = folder / "results.json"
+    if not path.is_file():
+        raise UserError(f"{folder} holds no results.json; give the --out folders of diffc eval rd --shard runs")
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise UserError(f"{path} is not JSON; run that shard's diffc eval rd again") from None
+
+
+@eval_app.command("merge")
+def merge(
+    folders: Annotated[list[Path], typer.Argument(
+        metavar="SHARD_DIR", exists=True, file_okay=False, help="The --out folders of every shard's run.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the four outputs of the whole run.")],
+    force: Annotated[bool, typer.Option("--force", help="Write into a --out that holds files already.")] = False,
+) -> None:
+    """Join the results of diffc eval rd --shard I/N runs into those one run over all the images writes.
+
+    The shards must be all N of one run (the same settings, images, model and codecs), each finished.
+
+    Writes results.json, results.csv, rd.png and summary.md into --out, as one run over all the images does.
+
+    Example:
+
+      diffc eval merge results/kodak-1 results/kodak-2 results/kodak-3 --out results/kodak
+    """
+    if out.resolve() in {folder.resolve() for folder in folders}:
+        raise UserError(f"--out {out} is one of the shards; choose another folder")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserError(f"{out} is not empty; pass --force to write there, or choose another --out")
+    merged = shards.merge([(str(folder), _shard_results(folder)) for folder in folders], str(out))
+    out.mkdir(parents=True, exist_ok=True)
+    _write_outputs(out, merged)
 
 
 LOSSLESS_BASELINES = "png,webp-lossless,jpegxl-lossless"
