@@ -1,8 +1,10 @@
 """Turning exceptions into the one-line messages and exit codes every command promises.
 
-Known user-facing failures (bad files, corrupt streams, wrong models: every ``DiffcError``) print
-``diffc: error: ...`` on stderr and exit 1; anything else is an internal error, reported on one line
-too. Set DIFFC_DEBUG=1 to see the traceback instead.
+Usage errors (a missing argument, an unknown option, a bad value, options that exclude each other:
+click's ``UsageError``, raised by the parser or by a command) print ``diffc: error: ...`` on stderr
+and exit 2. Known user-facing failures (bad files, corrupt streams, wrong models: every
+``DiffcError``) print the same one line and exit 1; anything else is an internal error, reported on
+one line too. Set DIFFC_DEBUG=1 to see the traceback instead.
 """
 
 from __future__ import annotations
@@ -11,6 +13,16 @@ import os
 import sys
 
 from diffc.errors import DiffcError
+
+try:  # recent typer carries its own copy of click
+    from typer._click import exceptions as _click_exceptions
+except ImportError:  # older typer runs on click itself
+    from click import exceptions as _click_exceptions
+
+ClickException = _click_exceptions.ClickException
+UsageError = _click_exceptions.UsageError
+"""What a command raises for a command line it cannot run as given (exit 2), like the parser."""
+NoArgsIsHelpError = getattr(_click_exceptions, "NoArgsIsHelpError", ())  # click < 8.2 exits 0 itself
 
 
 class UserError(DiffcError):
@@ -43,3 +55,19 @@ def report(exc: BaseException) -> int:
     """Print ``exc`` as one line on stderr and return the exit code (1)."""
     print(f"diffc: error: {describe(exc)}", file=sys.stderr)
     return 1
+
+
+def describe_click(exc: ClickException) -> str:
+    """One line for a click error: its message, lower-cased at the start, and where to find help
+    ("missing argument 'image' (see 'diffc encode --help')")."""
+    message = " ".join(exc.format_message().split()).rstrip(".") or type(exc).__name__
+    message = message[:1].lower() + message[1:]
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "diffc"
+    return f"{message} (see '{command} --help')" if isinstance(exc, UsageError) else message
+
+
+def report_click(exc: ClickException) -> int:
+    """Print a click error as one line on stderr and return its exit code (2 for usage errors)."""
+    print(f"diffc: error: {describe_click(exc)}", file=sys.stderr)
+    return exc.exit_code

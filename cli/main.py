@@ -1,7 +1,9 @@
 """The ``diffc`` command: a typer app whose commands live one group per module.
 
-``main(argv)`` runs it and turns every failure into one line on stderr and an exit code (1 for
-errors, 2 for usage errors; typer reports Ctrl-C itself); ``DIFFC_DEBUG=1`` re-raises to show the traceback.
+``main(argv)`` runs it and turns every failure into one line on stderr and an exit code (2 for
+usage errors, 1 for every other error, 130 for Ctrl-C); ``DIFFC_DEBUG=1`` re-raises errors to show
+the traceback. A group called without a command (``diffc``, ``diffc train``) prints its help and
+exits 2.
 """
 
 from __future__ import annotations
@@ -55,19 +57,28 @@ def _root(
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` (default: sys.argv[1:]) and return the exit code.
 
-    Typer's standalone mode prints usage errors (exit 2) itself; everything else raised by a
-    command is reported here on one line.
+    Typer runs outside its standalone mode, so that every error, the parser's usage errors
+    included, comes here and is reported on one line (typer's own reports are boxes of several).
     """
     try:
-        app(args=argv, prog_name="diffc", standalone_mode=True)
+        result = app(args=argv, prog_name="diffc", standalone_mode=False)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except errors.ClickException as exc:
+        if isinstance(exc, errors.NoArgsIsHelpError):
+            return exc.exit_code  # the group's help is printed already
+        if errors.debug_enabled():
+            raise
+        return errors.report_click(exc)
+    except typer.Abort:
+        print("diffc: error: aborted", file=sys.stderr)
+        return 1
     except Exception as exc:
         if errors.debug_enabled():
             raise
         return errors.report(exc)
-    return 0
+    return result if isinstance(result, int) else 0  # typer.Exit's code (--help, --version: 0)
 
 
 def run() -> None:

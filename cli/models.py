@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from diffc.cli.errors import UserError
+from diffc.cli.errors import UsageError
 from diffc.cli.io import check_writable
 from diffc.models import checkpoint, registry
 
@@ -53,9 +53,9 @@ def models(
     """
     if export is not None:
         if model is None:
-            raise UserError("--export needs the MODEL to export")
+            raise UsageError("--export needs the MODEL to export")
         if dtype not in checkpoint.DTYPES:
-            raise UserError(f"--dtype must be one of {', '.join(checkpoint.DTYPES)}")
+            raise UsageError(f"--dtype must be one of {', '.join(checkpoint.DTYPES)}")
         for suffix in (".msgpack", ".json"):
             check_writable(Path(f"{export}{suffix}"), force=force)
         card = checkpoint.export_model(registry.resolve(model), export, name=name or export.name, dtype=dtype)

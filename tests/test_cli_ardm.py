@@ -96,7 +96,7 @@ def test_conflicting_options_are_refused(work, capsys, args, message):
     root, model, _ = work
     out = root / "conflict.dfc"
     code, err = run(["encode", root / "rgb.png", "-o", out, "--model", model, *args], capsys)
-    assert code == 1 and message in err and err.count("\n") == 1, err
+    assert code == 2 and message in err and err.count("\n") == 1, err  # a usage error
     assert not out.exists()
 
 

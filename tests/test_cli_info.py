@@ -218,12 +218,12 @@ def test_missing_argument_is_a_usage_error(capsys) -> None:
     code, out, err = run(capsys, "info")
     assert code == 2
     assert out == ""
-    assert "Missing argument" in err and "Traceback" not in err
+    assert err == "diffc: error: missing argument 'file' (see 'diffc info --help')\n"
 
 
 def test_unknown_option_is_a_usage_error(capsys, lossy_file: Path) -> None:
     code, _, err = run(capsys, "info", str(lossy_file), "--frobnicate")
-    assert code == 2 and "No such option" in err
+    assert code == 2 and err == "diffc: error: no such option: --frobnicate (see 'diffc info --help')\n"
 
 
 def test_debug_shows_the_exception(monkeypatch, tmp_path: Path) -> None:
