@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import resource
 import sys
 import time
@@ -12,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from diffc.cli.errors import UserError
+from diffc.cli.errors import UsageError, UserError
 from diffc.cli.images import read_image, write_png
 from diffc.cli.io import STDIO, check_writable, read_bytes, write_bytes
 from diffc.cli.progress import progress_bar
@@ -41,22 +42,23 @@ def _default_output(input_path: Path, suffix: str, output: Path | None) -> Path:
     if output is not None:
         return output
     if input_path == STDIO:
-        raise UserError("reading stdin needs -o/--output (use -o - for stdout)")
+        raise UsageError("reading stdin needs -o/--output (use -o - for stdout)")
     return input_path.with_suffix(suffix)
 
 
 def _parse_bpp(bpp: str | None, lossless: bool) -> float | str | None:
-    """--bpp as the API takes it: a positive number, 'max', or None with --lossless."""
+    """--bpp as the API takes it: a positive number, 'max', or None with --lossless; a usage error
+    otherwise."""
     if lossless or bpp == "max":
         return bpp
     if bpp is None:
-        raise UserError("say how many bits to spend: --bpp 0.5 (bits per pixel), --bpp max, or --lossless")
+        raise UsageError("say how many bits to spend: --bpp 0.5 (bits per pixel), --bpp max, or --lossless")
     try:
         value = float(bpp)
     except ValueError:
-        raise UserError(f"--bpp takes a number of bits per pixel or 'max', not {bpp!r}") from None
-    if not value > 0:
-        raise UserError(f"--bpp must be positive, not {bpp}")
+        raise UsageError(f"--bpp takes a number of bits per pixel or 'max', not {bpp!r}") from None
+    if not 0 < value < math.inf:
+        raise UsageError(f"--bpp must be a positive, finite number of bits per pixel, not {bpp}")
     return value
 
 
@@ -78,7 +80,7 @@ def encode(
     lossless: Annotated[bool, typer.Option("--lossless", help="Code the image exactly (with --prior vdm unless another prior is named).")] = False,
     prior: Annotated[PriorName | None, typer.Option("--prior", help="Lossless coder: vdm (bits-back with the VDM prior), ardm (autoregressive diffusion, per image) or diffc (the progressive lossy stream run to the end).")] = None,
     model: ModelOption = "default",
-    steps: Annotated[int | None, typer.Option("--steps", min=1, max=4096, help="Lossy: coding steps after the first (default 12, at most 64). Lossless vdm: diffusion steps T (default 100). Lossless ardm: network calls (default 50).", show_default=False)] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, max=4096, help="Lossy: at most this many steps t -> s after step 0, which codes the noisiest z (default 12, at most 64; the messages and diffc info count steps the same way). Lossless vdm: diffusion steps T (default 100). Lossless ardm: network calls at most (default 50).", show_default=False)] = None,
     chunk_bits: Annotated[int | None, typer.Option("--chunk-bits", min=1, max=20, help="Lossy reverse channel coding: KL bits per chunk (default 6).", show_default=False)] = None,
     margin: Annotated[int | None, typer.Option("--margin", min=0, max=8, help="Lossy reverse channel coding: 2^(chunk bits + margin) candidates per chunk (default 1).", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Shared randomness of the stream.")] = 0,
@@ -101,21 +103,22 @@ def encode(
     from diffc.codec import api
 
     if bpp is not None and lossless:
-        raise UserError("--bpp and --lossless exclude each other (--bpp max is the lossless DiffC stream)")
+        raise UsageError("--bpp and --lossless exclude each other (--bpp max is the lossless DiffC stream)")
     rate = _parse_bpp(bpp, lossless)
     request = {"bpp": rate, "lossless": lossless, "prior": prior and prior.value, "steps": steps,
                "chunk_bits": chunk_bits, "margin": margin}
     try:
         api.check(**request)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    except ValueError as exc:  # a contradictory request: a usage error
+        raise UsageError(str(exc)) from None
     out = _default_output(image, ".dfc", output)
     check_writable(out, force=force)
     if stats is not None:
         check_writable(stats, force=force)
     pixels = read_image(image)
     job = api.prepare(**request, model=model)
-    _note(quiet, f"diffc: {job.title} of {pixels.shape[1]}x{pixels.shape[0]} with {job.model.name}, {job.steps} steps")
+    steps = f"at most {job.steps} steps" if job.prior == "diffc" else f"{job.steps} steps"  # lossy: rate control may stop early
+    _note(quiet, f"diffc: {job.title} of {pixels.shape[1]}x{pixels.shape[0]} with {job.model.name}, {steps}")
     start = time.perf_counter()
     with progress_bar("encoding", job.unit, quiet=quiet) as progress:
         coded = job.run(pixels, seed=seed, progress=progress)

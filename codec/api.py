@@ -114,7 +114,8 @@ class EncodeJob:
         target = None if self.bpp in (None, "max") else self.bpp
         coded = lossy.encode(pixels, self.model, bpp=target, config=config, seed=seed, progress=progress)
         facts = lossy.describe(coded, math.prod(np.shape(pixels)[:2]))
-        summary = (f"{facts['bpp']:.4f} bpp, {len(coded.steps)} steps" + (", lossless" if coded.lossless else "")
+        summary = (f"{facts['bpp']:.4f} bpp, {lossy.grid_steps(len(coded.steps))} steps"
+                   + (", lossless" if coded.lossless else "")
                    + (f", {facts['overhead_ratio']:.3f}x the KL" if facts["overhead_ratio"] else ""))
         return Encoded(coded.data, facts, summary)
 
@@ -202,14 +203,15 @@ def decode(
         return Decoded(pixels, {"mode": header.mode.label, "lossless": True}, "losslessly")
     latent = lossy.decode_latent(data, den, max_bytes=max_bytes)
     pixels = lossy.reconstruct(latent, den, method=method, steps=decode_steps, seed=header.seed)
+    decoded, total = lossy.grid_steps(latent.steps_decoded), lossy.grid_steps(latent.steps_total)
     facts = {
-        "mode": header.mode.label, "steps_decoded": latent.steps_decoded, "steps_total": latent.steps_total,
+        "mode": header.mode.label, "steps_decoded": decoded, "steps_total": total,
         "gamma": latent.gamma, "lossless": latent.pixels is not None, "method": method,
     }
     notice = None
     if latent.truncated:
-        notice = f"the stream is truncated; decoded {latent.steps_decoded} of {latent.steps_total} steps"
-    return Decoded(pixels, facts, f"from {latent.steps_decoded} steps", notice)
+        notice = f"the stream is truncated; decoded {decoded} of {total} steps"
+    return Decoded(pixels, facts, f"from {decoded} steps", notice)
 
 
 def decompress(

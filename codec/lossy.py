@@ -51,6 +51,14 @@ _PIXEL_SLICE = 1 << 14  # pixels per table of the discretised decoder: 3 x 256 f
 MAX_STEPS = 64  # coding steps after the first; a decoder refuses more
 
 
+def grid_steps(codes: int) -> int:
+    """The "steps" of a lossy stream of ``codes`` reverse channel codes, as ``LossyConfig.steps``
+    (``--steps``) bounds them, the header's ``steps`` stores them and the CLI and ``diffc info``
+    report them: the steps t -> s of the grid, each a code of q(z_s | z_t, x); step 0, the code of z
+    at gamma(1) against N(0, sigma_1^2 I), is not one of them."""
+    return codes - 1
+
+
 @dataclass(frozen=True)
 class LossyConfig:
     """Knobs of the lossy coder; the defaults suit a CPU."""
@@ -363,7 +371,7 @@ def encode(
     tail = _tail_bytes(np.repeat(pixels, 3 // channels, axis=-1), z, gamma_t) if lossless else None
     header_for = lambda n: bitstreams.Header(  # noqa: E731
         Mode.LOSSY, h, w, channels, seed, den.name, den.hash8,
-        {"steps": n - 1, "chunk_bits": config.rcc.chunk_bits, "margin": config.rcc.margin,
+        {"steps": grid_steps(n), "chunk_bits": config.rcc.chunk_bits, "margin": config.rcc.margin,
          "lossless_tail": int(lossless)},
     )
     for n in range(len(codes), 0, -1):  # the longest prefix of steps that fits the budget

@@ -96,7 +96,7 @@ def test_conflicting_options_are_refused(work, capsys, tmp_path, args, message):
     root, model, _ = work
     out = tmp_path / "x.dfc"
     code, err = run(["encode", root / "rgb.png", "-o", out, "--model", model, *args], capsys)
-    assert code == 1 and message in err, err
+    assert code == 2 and message in err and err.count("\n") == 1, err  # a usage error
     assert not out.exists()
 
 
@@ -153,7 +153,7 @@ def test_bad_inputs_give_one_line_and_no_output(work, capsys, tmp_path):
     code, err = run(["encode", tmp_path / "alpha.png", *common], capsys)
     assert code == 1 and "alpha channel" in err
     code, err = run(["encode", root / "rgb.png", "-o", out, "--model", model], capsys)
-    assert code == 1 and "--bpp" in err
+    assert code == 2 and "--bpp" in err  # no rate: a usage error
     code, err = run(["encode", root / "rgb.png", *common[:-len(FAST)-2], "--model", tmp_path / "nomodel"], capsys)
     assert code == 1 and "no model" in err
     assert not out.exists()
@@ -211,3 +211,42 @@ def test_stats_report_bits_kl_phases_and_memory(work, capsys, tmp_path):
     assert code == 0, err
     facts = json.loads(dec.read_text())
     assert facts["steps_decoded"] == facts["steps_total"] and facts["peak_memory_mib"] > 0
+
+
+def test_encoder_decoder_and_info_report_the_same_steps(work, capsys, tmp_path):
+    """One count of a lossy stream's steps (the steps t -> s of its grid, step 0 not counted;
+    docs/bitstream.md): the encoder's messages, the decoder's, a cut stream's notice and
+    ``diffc info`` all give the header's ``steps``."""
+    import json
+    import re
+
+    root, model, _ = work
+    stream = tmp_path / "s.dfc"
+    code, err = run(["encode", root / "rgb.png", "--bpp", "12", "-o", stream, "--model", model, "--steps", "3",
+                     "--chunk-bits", "4"], capsys)
+    assert code == 0, err
+    assert "at most 3 steps" in err
+    (encoded,) = re.findall(r"bpp, (\d+) steps", err)
+    code, err = run(["decode", stream, "-o", tmp_path / "s.png", "--model", model], capsys)
+    assert code == 0, err
+    (decoded,) = re.findall(r"from (\d+) steps", err)
+    assert main(["info", str(stream), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert int(encoded) == int(decoded) == facts["params"]["steps"]
+    assert 1 <= facts["params"]["steps"] <= 3
+    assert main(["info", str(stream)]) == 0
+    assert f"steps={facts['params']['steps']}," in capsys.readouterr().out
+
+    data = (root / "gray.dfc").read_bytes()  # --bpp max: several chunks
+    container = bitstreams.read(data)
+    assert len(container.chunks) >= 2
+    cut = tmp_path / "cut.dfc"
+    cut.write_bytes(data[: container.header_bytes + len(container.chunks[0])])
+    code, err = run(["decode", cut, "-o", tmp_path / "cut.png", "--model", model, "--stats",
+                     tmp_path / "cut.json"], capsys)
+    assert code == 0, err
+    done, total = map(int, re.findall(r"decoded (\d+) of (\d+) steps", err)[0])
+    assert total == container.header.params["steps"] and 0 <= done <= total
+    assert f"from {done} steps" in err
+    stats = json.loads((tmp_path / "cut.json").read_text())
+    assert (stats["steps_decoded"], stats["steps_total"]) == (done, total)
