@@ -1,6 +1,7 @@
 """``diffc train vdm|ardm``: train a model of either family on random crops of image folders."""
 
 import dataclasses
+import os
 import shlex
 import sys
 import time
@@ -94,11 +95,11 @@ def _command(family: str, what: str) -> Callable[..., None]:
         every: Annotated[
             float, typer.Option("--every", min=0.1, help="Minutes between validations and checkpoints.")
         ] = 5.0,
-        coordinator: Annotated[
-            str | None, typer.Option("--coordinator", help="HOST:PORT of process 0 for multi-host runs.")
-        ] = None,
-        num_processes: Annotated[int, typer.Option("--num-processes", min=1, help="Hosts in all.")] = 1,
-        process_id: Annotated[int, typer.Option("--process-id", min=0, help="This host's index.")] = 0,
+        coordinator: Annotated[str | None, typer.Option(
+            "--coordinator", help="HOST:PORT of process 0 for multi-host runs (not needed under SLURM's srun, "
+            "Open MPI's mpirun or a Kubernetes Indexed Job: JAX finds it there).")] = None,
+        num_processes: Annotated[int, typer.Option("--num-processes", min=1, help="Hosts in all (with --coordinator).")] = 1,
+        process_id: Annotated[int, typer.Option("--process-id", min=0, help="This host's index (with --coordinator).")] = 0,
     ) -> None:
         _train(
             family, data + list(more_data or []), out, config, steps, time_limit, resume, batch, crop, seed,
@@ -120,6 +121,16 @@ def _command(family: str, what: str) -> Callable[..., None]:
     return command
 
 
+def _check_processes(coordinator: str | None, num_processes: int, process_id: int) -> None:
+    """Refuse --num-processes and --process-id that cannot describe a run (a usage error)."""
+    if coordinator is None and (num_processes, process_id) != (1, 0):
+        raise typer.BadParameter("needs --coordinator HOST:PORT too (under srun, mpirun or a Kubernetes "
+                                 "Indexed Job, give none of the three)", param_hint="--num-processes/--process-id")
+    if process_id >= num_processes:
+        raise typer.BadParameter(f"{process_id} is not below --num-processes {num_processes}",
+                                 param_hint="--process-id")
+
+
 def _train(
     family: str, folders: list[Path], out: Path, config: str, steps: int | None, time_limit: float | None,
     resume: bool, batch: int | None, crop: int | None, seed: int, val: Path | None, every: float,
@@ -130,10 +141,13 @@ def _train(
 
     from diffc.models import checkpoint, configs
     from diffc.runtime.compilation_cache import enable_compilation_cache
-    from diffc.models.train import CPU_NOTE, FitOptions, fit
+    from diffc.models.train import CPU_NOTE, FitOptions, fit, join_processes
 
-    if coordinator is not None:
-        jax.distributed.initialize(coordinator, num_processes, process_id)
+    _check_processes(coordinator, num_processes, process_id)
+    try:
+        join_processes(coordinator, num_processes, process_id, os.environ)
+    except (RuntimeError, ValueError) as exc:  # no coordinator found, or none answered
+        raise UserError(f"joining the other processes failed (jax.distributed.initialize: {exc})") from None
     enable_compilation_cache()
     for f in folders:
         if not f.is_dir():
