@@ -192,6 +192,8 @@ def _train(
             card = fit(opts, reporter)
     except (ValueError, checkpoint.ModelError) as exc:
         raise UserError(str(exc)) from None
+    if not card:  # a process other than 0 of a multi-host run: process 0 saved and says so
+        return
     typer.echo(
         f"saved {out / 'model.msgpack'}: step {card['steps']}, {card['images_seen']} images, "
         f"validation {card['val_bpd'] if card['val_bpd'] is None else round(card['val_bpd'], 4)} bits/dim",

@@ -220,7 +220,8 @@ def device_description() -> str:
 
 
 def fit(opts: FitOptions, report: Callable[[dict[str, Any]], None] = lambda m: None) -> dict[str, Any]:
-    """Train until ``opts.steps`` or the time limit or a signal; save; return the model card.
+    """Train until ``opts.steps`` or the time limit or a signal; save; return the model card (on
+    process 0; the others save nothing and return an empty dict).
 
     ``report`` receives a dict per step (``step``, ``bpd``, ``images_per_s``, ...) and per
     validation (``val_bpd``).

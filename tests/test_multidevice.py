@@ -122,5 +122,12 @@ def test_process_flags_that_describe_no_run_are_usage_errors(tmp_path, capsys, f
     assert message in capsys.readouterr().err
 
 
+def test_processes_other_than_the_first_finish_quietly(tmp_path, capsys, monkeypatch):
+    """Only process 0 saves, so the others have no model card to report (they crashed on it once)."""
+    monkeypatch.setattr(train, "fit", lambda options, report: {})
+    assert main(["train", "vdm", "--data", str(tmp_path), "--out", str(tmp_path / "out"), "--steps", "1"]) == 0
+    assert "saved" not in capsys.readouterr().err
+
+
 if __name__ == "__main__":
     train_and_record(Path(sys.argv[1]), Path(sys.argv[2]))
