@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from diffc.cli import coding, errors, evaluate, info, models, train
+from diffc.cli import coding, errors, evaluate, info, models, sample, train
 
 app = typer.Typer(
     name="diffc",
@@ -24,7 +24,8 @@ app = typer.Typer(
     "  diffc decode photo.dfc -o photo.png\n\n"
     "  diffc info image.dfc            show a stream's header and chunk table\n\n"
     "  diffc info image.dfc --json     the same as JSON\n\n"
-    "  diffc models                    the shipped models",
+    "  diffc models                    the shipped models\n\n"
+    "  diffc sample -o sample.png      a photo to try them on",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,6 +35,7 @@ app.command("encode")(coding.encode)
 app.command("decode")(coding.decode)
 app.command("info")(info.info)
 app.command("models")(models.models)
+app.command("sample")(sample.sample)
 app.add_typer(evaluate.eval_app, name="eval")
 app.add_typer(train.train_app, name="train")
 
