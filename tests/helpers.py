@@ -1,7 +1,15 @@
 """Small things several test files use: test images and fast compilation."""
 
+import io
+import os
+from pathlib import Path
+
 import jax
+import pytest
 import numpy as np
+from PIL import Image
+
+from diffc import samples
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
@@ -9,6 +17,29 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive
 def compiled(fn, *args):
     """``fn`` jitted and compiled with ``FAST_COMPILE`` for the shapes and types of ``args``."""
     return jax.jit(fn).lower(*args).compile(compiler_options=FAST_COMPILE)
+
+
+KODAK_ENV = "DIFFC_KODAK"
+KODAK_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+
+
+def require_kodak() -> Path:
+    """The Kodak folder, $DIFFC_KODAK or else ../shared/data/kodak beside the repository; skips the
+    calling test, saying where it looked, when that folder lacks any of kodim01.png ... kodim24.png.
+    Tests take it through conftest's ``kodak`` fixture."""
+    folder = Path(os.environ.get(KODAK_ENV) or KODAK_DEFAULT)
+    missing = [f"kodim{i:02d}.png" for i in range(1, 25) if not (folder / f"kodim{i:02d}.png").is_file()]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        pytest.skip(f"needs the Kodak images: {folder} lacks {missing[0]}{more}; "
+                    f"set {KODAK_ENV} to a folder of kodim01.png ... kodim24.png")
+    return folder
+
+
+def sample_photo() -> np.ndarray:
+    """The photo shipped with diffc (``diffc.samples``): (256, 256, 3) uint8, always present."""
+    with Image.open(io.BytesIO(samples.read_bytes())) as im:
+        return np.asarray(im.convert("RGB"))
 
 
 def smooth_image(h: int, w: int, channels: int, seed: int = 0) -> np.ndarray:

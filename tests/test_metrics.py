@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,20 +10,16 @@ from PIL import Image
 from scipy import ndimage, signal
 
 from diffc.evaluation import metrics
+from helpers import sample_photo
 
-KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
 
-def kodak_crop(name: str, height: int, width: int) -> np.ndarray:
-    path = KODAK / f"{name}.png"
-    if path.exists():
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))[100 : 100 + height, 200 : 200 + width].copy()
-    # Without the data set: a smooth random texture, enough for comparing implementations.
-    rng = np.random.default_rng(sum(map(ord, name)))
-    texture = ndimage.gaussian_filter(rng.normal(128, 60, (height, width, 3)), (2, 2, 0))
-    return np.clip(texture, 0, 255).astype(np.uint8)
+def photo_crop(top: int, left: int, height: int, width: int) -> np.ndarray:
+    """A crop of the photo shipped with diffc: a real photo on every machine, without a data set."""
+    crop = sample_photo()[top : top + height, left : left + width]
+    assert crop.shape == (height, width, 3)
+    return crop.copy()
 
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
@@ -57,7 +52,7 @@ def test_psnr_of_gaussian_noise_matches_its_level():
 
 
 def test_ms_ssim_of_identical_images_is_one():
-    image = kodak_crop("kodim05", 192, 200)
+    image = photo_crop(0, 0, 192, 200)
     assert metrics.ms_ssim(image, image) == pytest.approx(1.0, abs=1e-12)
     assert metrics.ms_ssim(image[..., 0], image[..., 0]) == pytest.approx(1.0, abs=1e-12)
 
@@ -115,7 +110,7 @@ def reference_ms_ssim(x: np.ndarray, y: np.ndarray) -> float:
 
 @pytest.mark.parametrize(("height", "width", "quality"), [(192, 256, 10), (173, 190, 40), (200, 167, 80)])
 def test_ms_ssim_matches_a_direct_port_of_the_reference_code(height, width, quality):
-    image = kodak_crop("kodim23", height, width)
+    image = photo_crop(256 - height, 256 - width, height, width)
     decoded = jpeg(image, quality)
     expected = reference_ms_ssim(image, decoded)
     assert 0.5 < expected < 1.0
@@ -126,7 +121,7 @@ def test_ms_ssim_matches_sewar():
     sewar = pytest.importorskip("sewar.full_ref")
     from sewar.utils import Filter
 
-    image = kodak_crop("kodim19", 192, 192)
+    image = photo_crop(32, 64, 192, 192)
     rng = np.random.default_rng(1)
     decoded = np.clip(np.rint(image + rng.normal(0, 8, image.shape)), 0, 255).astype(np.uint8)
     # One scale (short side under 21 pixels): the weighted mean is plain SSIM, which sewar computes
