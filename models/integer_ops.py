@@ -48,11 +48,12 @@ def _same_pads(kh: int, kw: int) -> tuple[tuple[int, int], tuple[int, int]]:
 # --- rescale: multiply by M / 2^shift, round half up, clip ---------------------------------------
 
 
-def rescale(acc: jax.Array, multiplier: jax.Array | int, shift: int, lo: int, hi: int) -> jax.Array:
+def rescale(acc: jax.Array, multiplier: jax.Array | int, shift: int | np.ndarray, lo: int, hi: int) -> jax.Array:
     """clip(floor((acc * M + 2^(shift-1)) / 2^shift), lo, hi): acc * M / 2^shift rounded half up.
 
     acc: any int32 (shape S); M = ``multiplier``, int32 broadcastable to S, 0 <= M < 2^15;
-    15 <= shift <= 46; INT32_MIN <= lo <= hi <= INT32_MAX. Returns int32 of shape S.
+    15 <= shift <= 46, one int or a host (numpy) integer array broadcastable to S (a shift per
+    channel keeps every channel's multiplier at 15 bits); INT32_MIN <= lo <= hi <= INT32_MAX. Returns int32 of shape S.
 
     Without int64: acc = a1 2^15 + a0 with a0 = acc & (2^15-1) in [0, 2^15), a1 = acc >> 15 in
     [-2^16, 2^16). Then a0 M <= (2^15-1)^2 < 2^30 and |a1 M| <= 2^16 (2^15-1) < 2^31, and
@@ -63,7 +64,8 @@ def rescale(acc: jax.Array, multiplier: jax.Array | int, shift: int, lo: int, hi
     bit s-16 of t for s >= 16, bit 14 of r for s = 15. Their sum is the result, which fits
     (|X + 2^(s-1)| / 2^s <= 2^31 - 2^16 + 1/2): no intermediate overflows.
     """
-    if not SHIFT_MIN <= shift <= SHIFT_MAX:
+    shifts = np.asarray(shift)
+    if shifts.dtype.kind not in "iu" or not np.all((SHIFT_MIN <= shifts) & (shifts <= SHIFT_MAX)):
         raise ValueError(f"shift {shift} outside [{SHIFT_MIN}, {SHIFT_MAX}]")
     if not INT32_MIN <= lo <= hi <= INT32_MAX:
         raise ValueError(f"need INT32_MIN <= lo <= hi <= INT32_MAX, got lo={lo}, hi={hi}")
@@ -71,8 +73,12 @@ def rescale(acc: jax.Array, multiplier: jax.Array | int, shift: int, lo: int, hi
     a0, a1 = acc & 0x7FFF, acc >> 15
     p0 = a0 * m  # [0, 2^30)
     t = a1 * m + (p0 >> 15)  # floor(acc * M / 2^15)
-    half_bit = (p0 >> 14) & 1 if shift == SHIFT_MIN else (t >> (shift - 16)) & 1
-    return jnp.clip((t >> (shift - 15)) + half_bit, lo, hi)
+    if shifts.ndim == 0:
+        half_bit = (p0 >> 14) & 1 if shift == SHIFT_MIN else (t >> (int(shift) - 16)) & 1
+        return jnp.clip((t >> (int(shift) - 15)) + half_bit, lo, hi)
+    s = jnp.asarray(shifts, jnp.int32)  # per element (broadcast), e.g. per output channel
+    half_bit = jnp.where(s == SHIFT_MIN, (p0 >> 14) & 1, (t >> jnp.maximum(s - 16, 0)) & 1)
+    return jnp.clip((t >> (s - 15)) + half_bit, lo, hi)
 
 
 def multiplier_for(ratio: float) -> tuple[int, int]:
@@ -119,29 +125,46 @@ def isqrt(n: jax.Array) -> jax.Array:
 def normalise(x: jax.Array, frac_bits: int) -> jax.Array:
     """Integer LayerNorm over the last axis: about (x - mean) / std, with ``frac_bits`` fraction bits.
 
-    x: int32 (..., C), 2 <= C <= 256, |x| < 2^22; 0 <= frac_bits <= 8. Per pixel:
-      mean = floor(sum x / C); d = x - mean;
-      k = max(0, bitlength(max |d|) - 11); e = d >> k   (|e| <= 2^11);
-      w = floor(sum e^2 / C); sd = max(1, isqrt(w << 8))   (sd = 16 std(e), 4 fraction bits);
-      y = floor((e 2^(frac_bits+4) + floor(sd / 2)) / sd)   (e / std(e), rounded half up).
-    Bounds: |sum x| < 2^8 2^22 = 2^30; |d| < 2^23; e in [-2^11, 2^11) (the shift leaves at most 11
-    bits), so e^2 <= 2^22, sum e^2 <= 2^30, w << 8 <= 2^30, sd <= 2^15; |e 2^(frac_bits+4)| <= 2^23.
-    Every intermediate fits int32 (in fact |x| < 2^23 would still fit); |y| <= 2^23.
-    Accuracy needs a spread of many units of x: mean and w are floored (x = [0, 1] gives sd = 1,
-    i.e. std 1/16), so feed x with enough fraction bits.
+    x: int32 (..., C), 2 <= C <= 256, |x| < 2^31 - 1; 0 <= frac_bits <= 16. Per pixel (the shifts
+    are per pixel too, so a pixel of small values keeps every bit whatever its neighbours hold):
+      k0 = max(0, bitlength(max |x|) - 22); x0 = x >> k0   (|x0| < 2^22);
+      d = x0 - floor(sum x0 / C); m = bitlength(max |d|);
+      e = d >> max(0, m - 11)   (11 bits, for the variance): sd = max(1, isqrt(floor(sum e^2 / C) << 8))
+        (16 std(e): 4 fraction bits);
+      e2 = d >> max(0, m - 18)   (18 bits, for the output); sd2 = sd << (max(0, m - 11) - max(0, m - 18))
+        (16 std(e2));
+      y = floor((e2 2^(frac_bits+4) + floor(sd2 / 2)) / sd2)   (e2 / std(e2), rounded half up).
+    Bounds: |sum x0| < 2^8 2^22 = 2^30; |d| < 2^23; e in [-2^11, 2^11), e^2 <= 2^22, sum e^2 <= 2^30,
+    (sum e^2 / C) << 8 <= 2^30, sd <= 2^15; the two shifts differ by at most 7, so sd2 <= 2^22;
+    |e2| <= 2^18. y is computed as a long division in two parts so that nothing exceeds int32:
+    t = e2 2^12 (|t| <= 2^30), q = floor(t / sd2), r = t - q sd2 in [0, sd2); with R = frac_bits - 8
+    > 0, y = q 2^R + floor((r 2^R + floor(sd2 / 2)) / sd2) (exact: e2 2^(frac_bits+4) = q sd2 2^R +
+    r 2^R), where r 2^R < 2^30; for R <= 0 the formula is evaluated directly (|e2 2^12| <= 2^30).
+    |y| < 2^25 (|y| is about |d| / std(d) 2^frac_bits <= 16 2^frac_bits, and a few units more
+    where the floored variance of a tiny spread is 0). The output resolves d to 2^-18 of the
+    pixel's largest |d|; the standard deviation is known to about 2^-10. Pixels of a spread of a
+    few units are coarse (mean and variance are floored), so give x enough fraction bits.
     """
     if not 2 <= x.shape[-1] <= 256:
         raise ValueError(f"normalise needs 2 <= C <= 256 channels, got {x.shape[-1]}")
-    if not 0 <= frac_bits <= 8:
-        raise ValueError(f"frac_bits must be in [0, 8], got {frac_bits}")
+    if not 0 <= frac_bits <= 16:
+        raise ValueError(f"frac_bits must be in [0, 16], got {frac_bits}")
     x = _as_int32(x, "x")
     c = x.shape[-1]
-    d = x - jnp.floor_divide(jnp.sum(x, axis=-1, keepdims=True), c)  # (..., C)
-    k = jnp.maximum(0, _bit_length(jnp.max(jnp.abs(d), axis=-1, keepdims=True)) - 11)  # (..., 1)
+    top = lambda v: _bit_length(jnp.max(jnp.abs(v), axis=-1, keepdims=True))  # noqa: E731
+    x0 = x >> jnp.maximum(0, top(x) - 22)
+    d = x0 - jnp.floor_divide(jnp.sum(x0, axis=-1, keepdims=True), c)  # (..., C)
+    m = top(d)  # (..., 1)
+    k, k2 = jnp.maximum(0, m - 11), jnp.maximum(0, m - 18)
     e = d >> k
-    w = jnp.floor_divide(jnp.sum(e * e, axis=-1, keepdims=True), c)
-    sd = jnp.maximum(1, isqrt(w << 8))
-    return jnp.floor_divide(e * (1 << (frac_bits + 4)) + (sd >> 1), sd)
+    sd = jnp.maximum(1, isqrt(jnp.floor_divide(jnp.sum(e * e, axis=-1, keepdims=True), c) << 8))
+    sd2 = sd << (k - k2)
+    e2, rest = d >> k2, frac_bits - 8
+    if rest <= 0:
+        return jnp.floor_divide(e2 * (1 << (frac_bits + 4)) + (sd2 >> 1), sd2)
+    q = jnp.floor_divide(e2 << 12, sd2)
+    r = (e2 << 12) - q * sd2
+    return (q << rest) + jnp.floor_divide((r << rest) + (sd2 >> 1), sd2)
 
 
 # --- lookup tables ---------------------------------------------------------------------------------
@@ -242,38 +265,67 @@ def dense_via_float(x: jax.Array, w: jax.Array) -> jax.Array:
     return _float_groups(op, x, w, 1)
 
 
-def int16_conv2d(x16: jax.Array, w: jax.Array, padding: str) -> jax.Array:
-    """Stride-1 convolution of int16 x (B, H, W, Cin) with int8 w (kh, kw, Cin, Cout) -> int32,
-    as two int8 convolutions: for 16-bit fixed-point inputs to the first layer.
+def _split16(x16: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """int16 x = 256 hi + lo + 128 with hi = x >> 8 in [-128, 127] and lo = (x & 255) - 128 in
+    [-128, 127]: two int8 halves."""
+    return (x16 >> 8).astype(jnp.int8), ((x16 & 255) - 128).astype(jnp.int8)
 
-    x = 256 hi + lo with hi = x >> 8 in [-128, 127] and lo = x & 255 in [0, 255], so lo - 128 is
-    int8 and conv(x) = 256 conv(hi) + conv(lo - 128) + 128 sum(w). "SAME" is done by padding x
-    with zeros first (then hi = 0, lo - 128 = -128 there), so every tap of the VALID convolutions
-    is inside the padded image and the last term is the whole kernel sum per output channel.
-    Any int16 x. Exact while Cin kh kw <= INT16_CONV_MAX_TAPS = 511: |x w| <= 2^15 2^7 = 2^22 and
-    |256 hi w| <= 2^22, and the low terms, added first, sum to conv(lo) with |lo w| < 2^15 per
-    tap, so every intermediate is at most 511 2^22 < 2^31.
+
+def conv2d_parts(x16: jax.Array, w: jax.Array, padding: str,
+                 conv: Callable[[jax.Array, jax.Array, str], jax.Array] = conv2d) -> tuple[jax.Array, jax.Array]:
+    """Stride-1 convolution of int16 x (B, H, W, Cin) with int8 w (kh, kw, Cin, Cout) as two int32
+    parts (A, B) with conv(x) = 256 A + B exactly: int16 activations on int8 convolutions.
+
+    With x = 256 hi + lo + 128 (``_split16``), A = conv(hi) and B = conv(lo) + 128 sum(w), each an
+    int8 convolution (``conv``: ``conv2d`` or ``conv2d_via_float``, identical results). "SAME" pads
+    x with zeros first (hi = 0, lo = -128 there), so every tap of the VALID convolutions lies in
+    the padded image and the last term is the whole kernel sum per output channel. Any int16 x;
+    exact while Cin kh kw <= CONV_MAX_TAPS: |A| <= 2^14 taps, |B| <= 2^15 taps < 2^31 for taps
+    <= 2^16 (and A's bound is ``conv2d``'s). The parts are rescaled separately, so a layer of any
+    width takes 16-bit inputs.
     """
     kh, kw = w.shape[:2]
-    _check_int8(x16, w, kh * kw * w.shape[2], INT16_CONV_MAX_TAPS, jnp.int16)
+    _check_int8(x16, w, kh * kw * w.shape[2], CONV_MAX_TAPS >> 1, jnp.int16)
     if padding not in ("SAME", "VALID"):
         raise ValueError(f'padding must be "SAME" or "VALID", got {padding!r}')
     if padding == "SAME":
         x16 = jnp.pad(x16, ((0, 0), *_same_pads(kh, kw), (0, 0)))
-    hi = (x16 >> 8).astype(jnp.int8)
-    lo = ((x16 & 255) - 128).astype(jnp.int8)
+    hi, lo = _split16(x16)
     kernel_sum = jnp.sum(w, axis=(0, 1, 2), dtype=jnp.int32)  # (Cout,)
-    low = conv2d(lo, w, "VALID") + 128 * kernel_sum  # conv(lo)
-    return low + 256 * conv2d(hi, w, "VALID")
+    return conv(hi, w, "VALID"), conv(lo, w, "VALID") + 128 * kernel_sum
+
+
+def dense_parts(x16: jax.Array, w: jax.Array,
+                dense_fn: Callable[[jax.Array, jax.Array], jax.Array] = dense) -> tuple[jax.Array, jax.Array]:
+    """int16 x (..., Cin) @ int8 w (Cin, Cout) as parts (A, B) with x @ w = 256 A + B exactly
+    (``conv2d_parts``' split); exact while Cin <= CONV_MAX_TAPS / 2."""
+    _check_int8(x16, w, w.shape[0], CONV_MAX_TAPS >> 1, jnp.int16)
+    hi, lo = _split16(x16)
+    return dense_fn(hi, w), dense_fn(lo, w) + 128 * jnp.sum(w, axis=0, dtype=jnp.int32)
+
+
+def int16_conv2d(x16: jax.Array, w: jax.Array, padding: str,
+                 conv: Callable[[jax.Array, jax.Array, str], jax.Array] = conv2d) -> jax.Array:
+    """Stride-1 convolution of int16 x (B, H, W, Cin) with int8 w (kh, kw, Cin, Cout) -> int32
+    in one tensor: 256 A + B of ``conv2d_parts``, for first layers of few input channels.
+
+    Exact while Cin kh kw <= INT16_CONV_MAX_TAPS = 511: |x w| <= 2^15 2^7 = 2^22 per tap, and B
+    (which is conv(lo + 128), |(lo + 128) w| < 2^15 per tap) plus 256 A is conv(x), so every
+    result and intermediate is at most 511 2^22 < 2^31.
+    """
+    _check_int8(x16, w, math.prod(w.shape[:3]), INT16_CONV_MAX_TAPS, jnp.int16)
+    high, low = conv2d_parts(x16, w, padding, conv)
+    return low + 256 * high
 
 
 # --- references: numpy int64, the semantics above written directly -----------------------------
 
 
-def rescale_ref(acc: np.ndarray, multiplier: np.ndarray | int, shift: int, lo: int, hi: int) -> np.ndarray:
+def rescale_ref(acc: np.ndarray, multiplier: np.ndarray | int, shift: int | np.ndarray, lo: int, hi: int) -> np.ndarray:
     """clip(floor((acc M + 2^(shift-1)) / 2^shift), lo, hi) in int64 (|acc M| < 2^46)."""
     product = np.asarray(acc, np.int64) * np.asarray(multiplier, np.int64)
-    return np.clip((product + (1 << (shift - 1))) >> shift, lo, hi)
+    s = np.asarray(shift, np.int64)
+    return np.clip((product + (np.int64(1) << (s - 1))) >> s, lo, hi)
 
 
 def isqrt_ref(n: np.ndarray) -> np.ndarray:
@@ -282,14 +334,18 @@ def isqrt_ref(n: np.ndarray) -> np.ndarray:
 
 
 def normalise_ref(x: np.ndarray, frac_bits: int) -> np.ndarray:
-    """``normalise``'s steps a-e in int64."""
+    """``normalise``'s steps in int64."""
     x = np.asarray(x, np.int64)
     c = x.shape[-1]
-    d = x - x.sum(-1, keepdims=True) // c
-    bits = np.vectorize(int.bit_length, otypes=[np.int64])(np.abs(d).max(-1, keepdims=True))
-    e = d >> np.maximum(0, bits - 11)
+    top = lambda v: np.vectorize(int.bit_length, otypes=[np.int64])(np.abs(v).max(-1, keepdims=True))  # noqa: E731
+    x0 = x >> np.maximum(0, top(x) - 22)
+    d = x0 - x0.sum(-1, keepdims=True) // c
+    m = top(d)
+    k, k2 = np.maximum(0, m - 11), np.maximum(0, m - 18)
+    e = d >> k
     sd = np.maximum(1, isqrt_ref(((e * e).sum(-1, keepdims=True) // c) << 8))
-    return (e * (1 << (frac_bits + 4)) + sd // 2) // sd
+    sd2 = sd << (k - k2)
+    return ((d >> k2) * (1 << (frac_bits + 4)) + sd2 // 2) // sd2
 
 
 def lookup_ref(x: np.ndarray, table: np.ndarray, offset: int) -> np.ndarray:

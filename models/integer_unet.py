@@ -9,18 +9,22 @@ one entropy-model head; here it is the whole U-Net).
 
 Number formats (every scale is fixed when the model is quantised and stored with it):
 
-- input z_t: int16 fixed point, ``Z_FRAC`` fraction bits; the noise level: its 16-bit gamma code
-  (gamma = code / 2048 - 24, the coders' grid);
-- the residual stream (block inputs and outputs, skips): int32 fixed point with ``STREAM_FRAC``
-  fraction bits, one scale for all, so residual adds and skip concatenations need no rescaling;
-- convolution and dense inputs: int8 with a per-tensor scale; weights: int8 with a per-output-
-  channel scale; biases int32 in the accumulator's scale; accumulators int32 (exact:
-  ``integer_ops``' bounds), brought back to the stream by ``rescale`` (multiply and shift);
+- input z_t: int32 fixed point with ``Z_FRAC`` fraction bits (fine enough for the Fourier
+  features' phase at the lowest noise level, where sigma ~ 1e-3); the stem's linear path reads it
+  rounded to int16 with ``Z16_FRAC``; the noise level: its 16-bit gamma code (gamma = code / 2048
+  - 24, the coders' grid);
+- every tensor between layers (block inputs and outputs, skips): int32 with a step of its own,
+  calibrated so that the largest value seen is ``STREAM_TARGET`` steps (headroom to
+  ``STREAM_MAX`` for unseen inputs); adds and concatenations first bring their operands to the
+  result's step by ``rescale``;
+- convolution and dense inputs: int8 with a per-tensor step; weights: int8 with a per-output-
+  channel step; biases int32 in the accumulator's step; accumulators int32 (exact:
+  ``integer_ops``' bounds), brought to their output step by ``rescale`` (multiply and shift);
 - LayerNorm: ``integer_ops.normalise`` then the learned gain and bias, rescaled to a 12-bit code
   that indexes the swish table (int8 out): nonlinearities are tables;
 - Fourier features sin/cos(2^n 2 pi z) (VDM appendix B): the phase is bits of z's fixed point, read
-  from a sine table; the step embedding's sinusoids take their phase from the gamma code in
-  uint32 fixed point (arithmetic mod 2^32, exact);
+  from an int16 sine table, and the stem convolves them as int16; the step embedding's sinusoids
+  take their phase from the gamma code in uint32 fixed point (arithmetic mod 2^32, exact);
 - output eps_hat: int32 fixed point with ``EPS_FRAC`` fraction bits.
 
 ``quantise`` turns a float checkpoint into an ``IntegerUNet`` (calibrating each activation scale
@@ -45,49 +49,55 @@ from diffc.models.unet import depth_to_space as _depth_to_space
 from diffc.models.unet import space_to_depth as _space_to_depth
 from diffc.models.unet import upsample as _upsample
 
-Z_FRAC = 12  # fraction bits of the int16 input z_t: |z| < 8
-STREAM_FRAC = 10  # fraction bits of the int32 residual stream
-STREAM_MAX = (1 << 22) - 1  # the stream's clamp: integer_ops.normalise takes |x| < 2^22
+Z_FRAC = 20  # fraction bits of the int32 input z_t: |z| < 2^11
+Z16_FRAC = 12  # fraction bits of z's int16 copy for the stem's linear path: |z| < 8
+STREAM_TARGET = 1 << 24  # steps that the largest calibration value of a tensor spans
+STREAM_MAX = (1 << 30) - 1  # every tensor's clamp: a sum of two stays inside int32
 EPS_FRAC = 16  # fraction bits of the int32 output eps_hat
-NORM_FRAC = 6  # fraction bits of normalise's output
-LUT_BITS = 12  # the swish table's input code: [-2^11, 2^11)
-LUT_HALF = 1 << (LUT_BITS - 1)
-PHASE_BITS = 12  # entries of the sine table: 2^12 per cycle
-INT8_MAX = 127
+NORM_FRAC = 14  # fraction bits of normalise's output
+LUT_MAX = (1 << 15) - 1  # the swish table's input code u: [-2^15, 2^15)
+LUT_FRAC = 4  # the table holds every 2^4-th code (4097 knots); codes between are interpolated
+LUT_STRIDE = 1 << LUT_FRAC
+PHASE_BITS = 12  # entries of the sine tables: 2^12 per cycle
+INT8_MAX, INT16_MAX = 127, (1 << 15) - 1
+ACT_MAX = INT16_MAX  # activations (convolution and dense inputs) are int16
 GAMMA_LO, GAMMA_SCALE = -24.0, 2048.0  # the coders' gamma grid: gamma = code / 2048 - 24
-CLIP_QUANTILE = 0.9999  # activation scales cover this quantile of |value| on the calibration data
+CLIP_QUANTILE = 1.0  # activation steps cover this quantile of |value| on the calibration data
 
 
 def _swish(x: np.ndarray) -> np.ndarray:
     return x / (1.0 + np.exp(-x))
 
 
-def sine_table() -> np.ndarray:
-    """round(127 sin(2 pi i / 2^12)), int8: the one table both sinusoid features read."""
+def sine_table(amplitude: int) -> np.ndarray:
+    """round(amplitude sin(2 pi i / 2^12)): int8 for 127, int16 for 32767."""
     i = np.arange(1 << PHASE_BITS, dtype=np.float64)
-    return np.round(INT8_MAX * np.sin(2.0 * np.pi * i / (1 << PHASE_BITS))).astype(np.int8)
+    dtype = np.int8 if amplitude <= INT8_MAX else np.int16
+    return np.round(amplitude * np.sin(2.0 * np.pi * i / (1 << PHASE_BITS))).astype(dtype)
 
 
 @dataclass
 class Requant:
     """acc (int32) -> ``rescale(acc << gain, multiplier, shift)``: one scale change, per channel or
-    not; ``gain`` left shifts (saturating) make room for ratios of 1/2 and above."""
+    not, each channel with its own 15-bit multiplier and shift; ``gain`` left shifts (saturating)
+    make room for ratios of 1/2 and above."""
 
     multiplier: np.ndarray  # int32, (C,) or ()
-    shift: int
+    shift: np.ndarray  # int32, like multiplier
     gain: int = 0
 
     @classmethod
     def of(cls, ratio: np.ndarray | float) -> Requant:
-        """The multipliers that approximate ``ratio`` (per channel) with one shift, chosen for the
-        largest ratio so that every multiplier fits 15 bits."""
+        """The multiplier and shift nearest ``ratio`` (per channel) after a common gain that brings
+        every ratio below 1/2; ratios below 2^-32 of the largest become 0."""
         ratio = np.asarray(ratio, np.float64)
         gain = max(0, math.ceil(math.log2(float(ratio.max()))) + 1)
-        _, shift = ops.multiplier_for(float(ratio.max()) / 2.0**gain)
-        m = np.round(ratio / 2.0**gain * 2.0**shift).astype(np.int64)
-        return cls(np.clip(m, 0, (1 << 15) - 1).astype(np.int32), shift, gain)
+        pairs = [ops.multiplier_for(r) if r >= 2.0**-32 else (0, ops.SHIFT_MAX)
+                 for r in (ratio / 2.0**gain).reshape(-1)]
+        m, shift = (np.array(v, np.int32).reshape(ratio.shape) for v in zip(*pairs))
+        return cls(m, shift, gain)
 
-    def __call__(self, acc: jax.Array, lo: int, hi: int) -> jax.Array:
+    def __call__(self, acc: jax.Array, lo: int = -STREAM_MAX, hi: int = STREAM_MAX) -> jax.Array:
         if self.gain:
             top = (1 << (31 - self.gain)) - 1
             acc = jnp.clip(acc, -top, top) << self.gain
@@ -95,26 +105,31 @@ class Requant:
 
 
 class Calibration:
-    """Chooses each activation scale from the values that reach it (eager, on the host)."""
+    """Chooses each activation step from the values that reach it (eager, on the host)."""
 
     def __init__(self) -> None:
-        self.scales: dict[str, float] = {}
+        self.steps: dict[str, float] = {}
 
-    def scale(self, name: str, values: jax.Array, unit: float, levels: int) -> float:
-        """The real step of ``levels`` codes covering ``CLIP_QUANTILE`` of |values * unit|."""
-        if name not in self.scales:
-            a = np.abs(np.asarray(values, np.float64).reshape(-1)) * unit
-            top = float(np.quantile(a, CLIP_QUANTILE)) if a.size else 0.0
-            self.scales[name] = max(top, 1e-6) / levels
-        return self.scales[name]
+    def step(self, name: str, values: np.ndarray, levels: int, quantile: float = CLIP_QUANTILE) -> float:
+        """The real step of ``levels`` codes covering ``quantile`` of |values| (real numbers)."""
+        if name not in self.steps:
+            a = np.abs(np.asarray(values, np.float64).reshape(-1))
+            top = float(np.quantile(a, quantile)) if a.size else 0.0
+            self.steps[name] = max(top, 1e-9) / levels
+        return self.steps[name]
 
 
 def _quantise_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """int8 weights and their per-output-channel scales (last axis)."""
+    """int8 weights and their per-output-channel steps (last axis)."""
     w = np.asarray(w, np.float64)
     top = np.abs(w.reshape(-1, w.shape[-1])).max(axis=0)
-    scale = np.maximum(top, 1e-12) / INT8_MAX
-    return np.clip(np.round(w / scale), -INT8_MAX, INT8_MAX).astype(np.int8), scale
+    step = np.maximum(top, 1e-12) / INT8_MAX
+    return np.clip(np.round(w / step), -INT8_MAX, INT8_MAX).astype(np.int8), step
+
+
+def _real(x: jax.Array, step: float | np.ndarray) -> np.ndarray:
+    """The real values of a fixed-point tensor (calibration only)."""
+    return np.asarray(x, np.float64) * np.asarray(step, np.float64)
 
 
 @dataclass
@@ -127,94 +142,127 @@ class IntegerUNet:
     float_path: bool = False  # run convolutions through integer_ops' exact float32 path
 
     def eps(self, z: jax.Array, code: jax.Array) -> jax.Array:
-        """int16 z_t (B, H, W, C) with ``Z_FRAC`` fraction bits and (B,) int32 gamma codes ->
+        """int32 z_t (B, H, W, C) with ``Z_FRAC`` fraction bits and (B,) int32 gamma codes ->
         int32 eps_hat (B, H, W, C) with ``EPS_FRAC`` fraction bits."""
         return _forward(self.config, _Runner(self.layers, None, self.float_path), z, code)
 
 
 class _Runner:
     """The forward's view of the model: the stored layers, or (quantising) the float parameters
-    from which each layer is made the first time the forward reaches it."""
+    from which each layer is made, and each step calibrated, the first time the forward reaches it."""
 
     def __init__(self, layers: dict[str, Any], source: dict[str, Any] | None, float_path: bool = False,
                  calibration: Calibration | None = None) -> None:
         self.layers, self.source, self.float_path = layers, source, float_path
         self.calibration = calibration
 
-    def _conv_fn(self) -> Callable[..., jax.Array]:
+    def conv_fn(self) -> Callable[..., jax.Array]:
         return ops.conv2d_via_float if self.float_path else ops.conv2d
 
     def _dense_fn(self) -> Callable[..., jax.Array]:
         return ops.dense_via_float if self.float_path else ops.dense
 
-    def _param(self, path: str) -> dict[str, np.ndarray]:
+    def param(self, path: str) -> dict[str, np.ndarray]:
         node = self.source
         for part in path.split("/"):
             node = node[part]
         return node
 
-    def to_int8(self, name: str, x: jax.Array, unit: float) -> tuple[jax.Array, float]:
-        """Requantise a fixed-point tensor of step ``unit`` to int8; returns (codes, their step)."""
-        if name not in self.layers:
-            scale = self.calibration.scale(name, x, unit, INT8_MAX)
-            self.layers[name] = {"scale": scale, "requant": Requant.of(unit / scale)}
-        layer = self.layers[name]
-        return layer["requant"](x, -INT8_MAX, INT8_MAX).astype(jnp.int8), layer["scale"]
+    def stream_step(self, name: str, real: Callable[[], np.ndarray]) -> float:
+        """A tensor's calibrated step: its largest value seen spans ``STREAM_TARGET`` steps."""
+        return self.calibration.step(name, real(), STREAM_TARGET, quantile=1.0)
 
-    def linear(self, path: str, x: jax.Array, x_step: float, out_step: float | np.ndarray, *,
-               conv: bool = True, lo: int = -STREAM_MAX, hi: int = STREAM_MAX,
-               extra: jax.Array | None = None) -> jax.Array:
-        """conv (3x3 or 1x1, SAME) or dense of int8 ``x`` (step ``x_step``) with the float layer
-        ``path``'s kernel and bias; ``extra`` (int32, in the accumulator's step) is added before
-        rescaling to ``out_step``."""
+    def to_act(self, name: str, x: jax.Array, step: float) -> tuple[jax.Array, float]:
+        """Requantise a tensor of step ``step`` to an int16 activation; returns (codes, their step)."""
+        if name not in self.layers:
+            out = self.calibration.step(name, _real(x, step), ACT_MAX)
+            self.layers[name] = {"step": out, "requant": Requant.of(step / out)}
+        layer = self.layers[name]
+        return layer["requant"](x, -ACT_MAX, ACT_MAX).astype(jnp.int16), layer["step"]
+
+    def linear(self, path: str, x: jax.Array, x_step: float, out_step: float | None = None, *,
+               conv: bool = True) -> tuple[jax.Array, float]:
+        """conv (SAME) or dense of an int16 activation ``x`` (step ``x_step``) with the float layer
+        ``path``'s kernel and bias, at ``out_step`` (None: calibrated); returns (int32 output, its
+        step). The two int8 halves of x are convolved and rescaled apart (``conv2d_parts``)."""
         if path not in self.layers:
-            p = self._param(path)
-            w, w_scale = _quantise_weight(p["kernel"])
-            acc_step = x_step * w_scale
-            bias = np.round(np.asarray(p["bias"], np.float64) / acc_step).astype(np.int32)
-            self.layers[path] = {"w": w, "bias": bias, "acc_step": acc_step,
-                                 "requant": Requant.of(acc_step / np.asarray(out_step))}
+            p = self.param(path)
+            w, w_step = _quantise_weight(p["kernel"])
+            self.layers[path] = {"w": w, "acc_step": x_step * w_step, "bias": np.asarray(p["bias"], np.float64)}
         layer = self.layers[path]
-        fn = self._conv_fn() if conv else self._dense_fn()
-        acc = (fn(x, jnp.asarray(layer["w"]), "SAME") if conv else fn(x, jnp.asarray(layer["w"])))
-        acc = acc + jnp.asarray(layer["bias"])
-        if extra is not None:
-            acc = acc + extra
-        return layer["requant"](acc, lo, hi)
+        w = jnp.asarray(layer["w"])
+        high, low = (ops.conv2d_parts(x, w, "SAME", self.conv_fn()) if conv
+                     else ops.dense_parts(x, w, self._dense_fn()))
+        if "step" not in layer:
+            acc_step, bias = layer.pop("acc_step"), layer.pop("bias")
+            if out_step is None:
+                out_step = self.stream_step(path, lambda: _real(256 * np.asarray(high, np.float64) + np.asarray(low), acc_step) + bias)
+            layer.update(step=out_step, high=Requant.of(256 * acc_step / out_step),
+                         low=Requant.of(acc_step / out_step), b=np.round(bias / out_step).astype(np.int32))
+        y = layer["high"](high) + layer["low"](low) + jnp.asarray(layer["b"])
+        return jnp.clip(y, -STREAM_MAX, STREAM_MAX), layer["step"]
+
+    def restep(self, name: str, x: jax.Array, step: float, out_step: float) -> jax.Array:
+        """A tensor of step ``step`` at ``out_step``."""
+        if name not in self.layers:
+            self.layers[name] = {"requant": Requant.of(step / out_step)}
+        return self.layers[name]["requant"](x)
+
+    def join(self, name: str, parts: list[tuple[jax.Array, float]], add: bool) -> tuple[jax.Array, float]:
+        """The sum (``add``) or channel concatenation of (tensor, step) pairs, at a calibrated step."""
+        real = lambda: sum(_real(x, s) for x, s in parts) if add else np.concatenate(  # noqa: E731
+            [_real(x, s).reshape(-1) for x, s in parts])
+        if name not in self.layers:
+            self.layers[name] = {"step": self.stream_step(name, real)}
+        step = self.layers[name]["step"]
+        moved = [self.restep(f"{name}/{i}", x, s, step) for i, (x, s) in enumerate(parts)]
+        out = jnp.clip(moved[0] + moved[1], -STREAM_MAX, STREAM_MAX) if add else jnp.concatenate(moved, axis=-1)
+        return out, step
 
     def norm_swish(self, path: str, x: jax.Array) -> tuple[jax.Array, float]:
-        """swish(LayerNorm(x)) of a stream tensor: int8 codes and their step."""
+        """swish(LayerNorm(x)) of a tensor (any step: LayerNorm does not see it): int16 codes and
+        their step. The learned gain g and bias b go straight onto the swish table's code u:
+        u = rescale(sign(g) y, |g| 2^-NORM_FRAC / u_step) + round(b / u_step), per channel."""
         y = ops.normalise(x, NORM_FRAC)  # about (x - mean) / std, NORM_FRAC fraction bits
-        if path + "/affine" not in self.layers:
-            p = self._param(path)
+        if path not in self.layers:
+            p = self.param(path)
             gain, bias = np.asarray(p["scale"], np.float64), np.asarray(p["bias"], np.float64)
-            g_step = max(np.abs(gain).max(), 1e-6) / (1 << 14)
-            pre_step = g_step * 2.0**-NORM_FRAC  # the step of y * g
-            self.layers[path + "/affine"] = {
-                "g": np.round(gain / g_step).astype(np.int32), "b": np.round(bias / pre_step).astype(np.int32),
-                "step": pre_step,
+            u_step = self.calibration.step(path, _real(y, 2.0**-NORM_FRAC) * gain + bias, LUT_MAX)
+            self.layers[path] = {
+                "sign": np.where(gain < 0, -1, 1).astype(np.int32),
+                "requant": Requant.of(np.maximum(np.abs(gain), 1e-12) * 2.0**-NORM_FRAC / u_step),
+                "b": np.round(bias / u_step).astype(np.int32), **_swish_table(u_step),
             }
-        affine = self.layers[path + "/affine"]
-        pre = y * jnp.asarray(affine["g"]) + jnp.asarray(affine["b"])  # |y| < 2^10, |g| <= 2^14
-        return self.swish(path, pre, affine["step"])
+        layer = self.layers[path]
+        u = layer["requant"](y * jnp.asarray(layer["sign"])) + jnp.asarray(layer["b"])
+        return _interpolate(layer, u), layer["step"]
 
     def swish(self, name: str, pre: jax.Array, pre_step: float) -> tuple[jax.Array, float]:
-        """swish of an int32 tensor of step ``pre_step`` through a table on its 12-bit code: int8
-        codes and their step."""
+        """swish of an int32 tensor of step ``pre_step`` through the table: int16 codes and their step."""
         if name + "/swish" not in self.layers:
-            u_step = self.calibration.scale(name + "/swish", pre, pre_step, LUT_HALF - 1)
-            out = _swish(np.arange(-LUT_HALF, LUT_HALF, dtype=np.float64) * u_step)
-            a_step = max(np.abs(out).max(), 1e-6) / INT8_MAX
-            self.layers[name + "/swish"] = {
-                "requant": Requant.of(pre_step / u_step), "step": a_step,
-                "table": np.clip(np.round(out / a_step), -INT8_MAX, INT8_MAX).astype(np.int8),
-            }
+            u_step = self.calibration.step(name + "/swish", _real(pre, pre_step), LUT_MAX)
+            self.layers[name + "/swish"] = {"requant": Requant.of(pre_step / u_step), **_swish_table(u_step)}
         layer = self.layers[name + "/swish"]
-        u = layer["requant"](pre, -LUT_HALF, LUT_HALF - 1)
-        return ops.lookup(u, jnp.asarray(layer["table"]), LUT_HALF).astype(jnp.int8), layer["step"]
+        return _interpolate(layer, layer["requant"](pre)), layer["step"]
 
 
-STREAM_STEP = 2.0**-STREAM_FRAC
+def _swish_table(u_step: float) -> dict[str, Any]:
+    """swish at every ``LUT_STRIDE``-th code u (u_step apart), as int16 codes of a step that
+    spans the table's largest |value| (``_interpolate`` reads it)."""
+    knots = np.arange(-LUT_MAX - 1, LUT_MAX + 2, LUT_STRIDE, dtype=np.float64) * u_step
+    out = _swish(knots)
+    step = max(np.abs(out).max(), 1e-9) / ACT_MAX
+    return {"table": np.clip(np.round(out / step), -ACT_MAX, ACT_MAX).astype(np.int32), "step": step}
+
+
+def _interpolate(layer: dict[str, Any], u: jax.Array) -> jax.Array:
+    """The table at code u (clipped to 16 bits), linear between its knots: with i = u >> 4 and
+    f = u & 15, T[i] + round((T[i+1] - T[i]) f / 16); |T| <= 2^15, so nothing overflows. int16."""
+    u = jnp.clip(u, -LUT_MAX - 1, LUT_MAX)
+    table = jnp.asarray(layer["table"])
+    i, f = (u >> LUT_FRAC) + (LUT_MAX + 1) // LUT_STRIDE, u & (LUT_STRIDE - 1)
+    lo, hi = ops.lookup(i, table, 0), ops.lookup(i + 1, table, 0)
+    return (lo + (((hi - lo) * f + LUT_STRIDE // 2) >> LUT_FRAC)).astype(jnp.int16)
 
 
 def _embedding_phases(config: VDMConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -226,93 +274,102 @@ def _embedding_phases(config: VDMConfig) -> tuple[np.ndarray, np.ndarray]:
     span = config.gamma_max - config.gamma_min
     per_code = 1000.0 * freqs / (GAMMA_SCALE * span) / (2.0 * np.pi)  # cycles per code
     at_zero = 1000.0 * freqs * (GAMMA_LO - config.gamma_min) / span / (2.0 * np.pi)
-    to_fixed = lambda c: (np.round(np.mod(c, 1.0) * 2.0**32).astype(np.uint64) % (1 << 32)).astype(np.uint32)
+    to_fixed = lambda c: (np.round(np.mod(c, 1.0) * 2.0**32).astype(np.uint64) % (1 << 32)).astype(np.uint32)  # noqa: E731
     return to_fixed(per_code), to_fixed(at_zero)
 
 
 def _sin_cos(phase: jax.Array, table: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """int8 sin and cos of a phase given as an int32 index into the 2^12-entry sine table."""
+    """sin and cos (the table's dtype) of a phase given as an int32 index into a 2^12-entry sine table."""
     mask = (1 << PHASE_BITS) - 1
     quarter = 1 << (PHASE_BITS - 2)
     return ops.lookup(phase & mask, table, 0), ops.lookup((phase + quarter) & mask, table, 0)
 
 
 def _step_embedding(cfg: VDMConfig, run: _Runner, code: jax.Array) -> tuple[jax.Array, float]:
-    """``unet.step_embedding`` of the gamma code: int8 (B, 4E) and its step."""
+    """``unet.step_embedding`` of the gamma code: int16 (B, 4E) and its step."""
     if "embedding" not in run.layers:
         a, b = _embedding_phases(cfg)
-        run.layers["embedding"] = {"a": a, "b": b, "table": sine_table()}
+        run.layers["embedding"] = {"a": a, "b": b, "table": sine_table(INT16_MAX)}
     emb = run.layers["embedding"]
     phase = jnp.asarray(code, jnp.uint32)[:, None] * jnp.asarray(emb["a"]) + jnp.asarray(emb["b"])
     index = (phase >> (32 - PHASE_BITS)).astype(jnp.int32)
     s, c = _sin_cos(index, jnp.asarray(emb["table"]))
-    h = jnp.concatenate([s, c], axis=-1).astype(jnp.int8)  # (B, E), step 1/127
-    h = run.linear("Dense_0", h, 1.0 / INT8_MAX, STREAM_STEP, conv=False)
-    h, step = run.swish("Dense_0", h, STREAM_STEP)
-    h = run.linear("Dense_1", h, step, STREAM_STEP, conv=False)
-    return run.to_int8("Dense_1/out", h, STREAM_STEP)
+    h = jnp.concatenate([s, c], axis=-1).astype(jnp.int16)  # (B, E), step 1/32767
+    h, step = run.linear("Dense_0", h, 1.0 / INT16_MAX, conv=False)
+    h, step = run.swish("Dense_0", h, step)
+    h, step = run.linear("Dense_1", h, step, conv=False)
+    return run.to_act("Dense_1/out", h, step)
+
+
+def _phase(z: jax.Array, n: int) -> jax.Array:
+    """round(2^n z) in 2^-12 cycles, mod 2^12 (the caller masks): z's bits, shifted; exact."""
+    shift = Z_FRAC - PHASE_BITS - n  # right shift of z's fixed point that leaves the phase
+    if shift <= 0:
+        return z << -shift
+    return ((z >> (shift - 1)) + 1) >> 1
 
 
 def _fourier(z: jax.Array, exponents: tuple[int, ...], table: jax.Array) -> jax.Array:
-    """sin and cos of 2^n 2 pi z (``unet.fourier_features``) for z with ``Z_FRAC`` fraction bits:
-    the phase in 2^-12 cycles is (z << n) mod 2^12, exact. int8, step 1/127."""
-    z = z.astype(jnp.int32)
-    shift = PHASE_BITS - Z_FRAC
-    phases = [(z << (n + shift)) if n + shift >= 0 else (z >> -(n + shift)) for n in exponents]
-    sines, cosines = zip(*(_sin_cos(p, table) for p in phases))
-    return jnp.concatenate([*sines, *cosines], axis=-1).astype(jnp.int8)
+    """sin and cos of 2^n 2 pi z (``unet.fourier_features``, same channel order) for int32 z with
+    ``Z_FRAC`` fraction bits: int16, step 1/32767."""
+    sines, cosines = zip(*(_sin_cos(_phase(z, n), table) for n in exponents))
+    return jnp.concatenate([*sines, *cosines], axis=-1).astype(jnp.int16)
 
 
 def _forward(cfg: VDMConfig, run: _Runner, z: jax.Array, code: jax.Array) -> jax.Array:
     emb, emb_step = _step_embedding(cfg, run, code)
     names = _Names()
 
-    def res_block(x: jax.Array, features: int) -> jax.Array:
+    def res_block(x: jax.Array, x_step: float, features: int) -> tuple[jax.Array, float]:
         block = names.next("ResBlock")
         a, a_step = run.norm_swish(f"{block}/LayerNorm_0", x)
-        first = run.linear(f"{block}/Conv_0", a, a_step, STREAM_STEP)
-        # h + Dense(emb): the embedding's projection is added in the stream's step
-        proj = run.linear(f"{block}/Dense_0", emb, emb_step, STREAM_STEP, conv=False)
+        first, step = run.linear(f"{block}/Conv_0", a, a_step)
+        proj, _ = run.linear(f"{block}/Dense_0", emb, emb_step, step, conv=False)  # in Conv_0's step
         h = jnp.clip(first + proj[:, None, None, :], -STREAM_MAX, STREAM_MAX)
         a, a_step = run.norm_swish(f"{block}/LayerNorm_1", h)
-        h = run.linear(f"{block}/Conv_1", a, a_step, STREAM_STEP)
+        h, h_step = run.linear(f"{block}/Conv_1", a, a_step)
         if x.shape[-1] != features:
-            xq, x_step = run.to_int8(f"{block}/Conv_2/in", x, STREAM_STEP)
-            x = run.linear(f"{block}/Conv_2", xq, x_step, STREAM_STEP)
-        return jnp.clip(x + h, -STREAM_MAX, STREAM_MAX)
+            xq, xq_step = run.to_act(f"{block}/Conv_2/in", x, x_step)
+            x, x_step = run.linear(f"{block}/Conv_2", xq, xq_step)
+        return run.join(f"{block}/out", [(x, x_step), (h, h_step)], add=True)
 
+    z = jnp.asarray(z, jnp.int32)
     if "fourier" not in run.layers:
-        run.layers["fourier"] = {"table": sine_table()}
+        run.layers["fourier"] = {"table": sine_table(INT16_MAX)}
     four = _fourier(z, cfg.fourier, jnp.asarray(run.layers["fourier"]["table"]))
-    zz = z
+    shift = Z_FRAC - Z16_FRAC
+    z16 = jnp.clip(((z >> (shift - 1)) + 1) >> 1, -INT16_MAX, INT16_MAX).astype(jnp.int16)
+    zz = z16
     for _ in range(cfg.patch_levels):
         zz, four = _space_to_depth(zz), _space_to_depth(four)
-    h = _stem(cfg, run, zz, four, names)
+    h, step = _stem(cfg, run, zz, four, names)
 
-    skips = [h]
+    skips = [(h, step)]
     mults = cfg.channel_mults
     for level, mult in enumerate(mults):
         for _ in range(cfg.blocks):
-            h = res_block(h, cfg.channels * mult)
-            skips.append(h)
+            h, step = res_block(h, step, cfg.channels * mult)
+            skips.append((h, step))
         if level < len(mults) - 1:
             conv = names.next("Conv")
-            xq, x_step = run.to_int8(f"{conv}/in", _space_to_depth(h), STREAM_STEP)
-            h = run.linear(conv, xq, x_step, STREAM_STEP)
-            skips.append(h)
-    h = res_block(h, h.shape[-1])
+            xq, xq_step = run.to_act(f"{conv}/in", _space_to_depth(h), step)
+            h, step = run.linear(conv, xq, xq_step)
+            skips.append((h, step))
+    h, step = res_block(h, step, h.shape[-1])
     for level, mult in reversed(list(enumerate(mults))):
         for _ in range(cfg.blocks + 1):
-            h = res_block(jnp.concatenate([h, skips.pop()], axis=-1), cfg.channels * mult)
+            block = f"ResBlock_{names.counts['ResBlock']}"
+            h, step = run.join(f"{block}/in", [(h, step), skips.pop()], add=False)
+            h, step = res_block(h, step, cfg.channels * mult)
         if level > 0:
             conv = names.next("Conv")
-            xq, x_step = run.to_int8(f"{conv}/in", h, STREAM_STEP)
-            h = run.linear(conv, _upsample(xq), x_step, STREAM_STEP)
+            xq, xq_step = run.to_act(f"{conv}/in", h, step)
+            h, step = run.linear(conv, _upsample(xq), xq_step)
     a, a_step = run.norm_swish("LayerNorm_0", h)
-    out = run.linear(names.next("Conv"), a, a_step, 2.0**-EPS_FRAC, lo=-(1 << 30), hi=(1 << 30))
+    out, _ = run.linear(names.next("Conv"), a, a_step, 2.0**-EPS_FRAC)
     for _ in range(cfg.patch_levels):
         out = _depth_to_space(out)
-    return out + (z.astype(jnp.int32) << (EPS_FRAC - Z_FRAC))
+    return out + (z16.astype(jnp.int32) << (EPS_FRAC - Z16_FRAC))
 
 
 class _Names:
@@ -328,12 +385,12 @@ class _Names:
         return f"{kind}_{n}"
 
 
-def _stem(cfg: VDMConfig, run: _Runner, z: jax.Array, four: jax.Array, names: _Names) -> jax.Array:
-    """The first 3x3 conv over [z, Fourier features] (folded into patches): z's int16 channels and
-    the features' int8 channels through their slices of the kernel, each rescaled to the stream."""
+def _stem(cfg: VDMConfig, run: _Runner, z: jax.Array, four: jax.Array, names: _Names) -> tuple[jax.Array, float]:
+    """The first 3x3 conv over [z, Fourier features] (folded into patches): z's and the features'
+    int16 channels through their slices of the kernel, each brought to the output's step."""
     conv = names.next("Conv")
     if conv not in run.layers:
-        p = run._param(conv)
+        p = run.param(conv)
         c_in = z.shape[-1] // 4**cfg.patch_levels  # image channels
         # the float stem's input channels: per folded pixel, z's channels then their features
         idx = np.arange(p["kernel"].shape[2]).reshape(-1, c_in * (1 + 2 * len(cfg.fourier)))
@@ -341,22 +398,24 @@ def _stem(cfg: VDMConfig, run: _Runner, z: jax.Array, four: jax.Array, names: _N
         kernel = np.asarray(p["kernel"], np.float64)
         wz, sz = _quantise_weight(kernel[:, :, z_idx])
         wf, sf = _quantise_weight(kernel[:, :, f_idx])
-        f_acc = sf / INT8_MAX
-        run.layers[conv] = {
-            "wz": wz, "wf": wf, "bias": np.round(np.asarray(p["bias"]) / STREAM_STEP).astype(np.int32),
-            "rz": Requant.of(sz * 2.0**-Z_FRAC / STREAM_STEP), "rf": Requant.of(f_acc / STREAM_STEP),
-        }
+        run.layers[conv] = {"wz": wz, "wf": wf, "z_step": sz * 2.0**-Z16_FRAC, "f_step": sf / INT16_MAX,
+                            "bias": np.asarray(p["bias"], np.float64)}
     layer = run.layers[conv]
-    conv_fn = run._conv_fn()
-    hz = layer["rz"](ops.int16_conv2d(z, jnp.asarray(layer["wz"]), "SAME"), -STREAM_MAX, STREAM_MAX)
-    hf = layer["rf"](conv_fn(four, jnp.asarray(layer["wf"]), "SAME"), -STREAM_MAX, STREAM_MAX)
-    return jnp.clip(hz + hf + jnp.asarray(layer["bias"]), -STREAM_MAX, STREAM_MAX)
+    acc_z = ops.int16_conv2d(z, jnp.asarray(layer["wz"]), "SAME", conv=run.conv_fn())
+    acc_f = ops.int16_conv2d(four, jnp.asarray(layer["wf"]), "SAME", conv=run.conv_fn())
+    if "step" not in layer:
+        real = lambda: _real(acc_z, layer["z_step"]) + _real(acc_f, layer["f_step"]) + layer["bias"]  # noqa: E731
+        step = run.stream_step(conv, real)
+        layer.update(step=step, rz=Requant.of(layer["z_step"] / step), rf=Requant.of(layer["f_step"] / step),
+                     b=np.round(layer["bias"] / step).astype(np.int32))
+    h = layer["rz"](acc_z) + layer["rf"](acc_f) + jnp.asarray(layer["b"])
+    return jnp.clip(h, -STREAM_MAX, STREAM_MAX), layer["step"]
 
 
 def to_fixed(z: np.ndarray | jax.Array) -> jax.Array:
-    """Float z_t to the int16 input of ``IntegerUNet.eps`` (round to nearest, clamped to |z| < 8)."""
-    top = (1 << 15) - 1
-    return jnp.clip(jnp.round(jnp.asarray(z, jnp.float32) * 2.0**Z_FRAC), -top, top).astype(jnp.int16)
+    """Float z_t to the int32 input of ``IntegerUNet.eps`` (round to nearest, clamped to |z| < 2^11)."""
+    top = (1 << 31) - (1 << 8)  # float32-representable, below 2^31
+    return jnp.clip(jnp.round(jnp.asarray(z, jnp.float32) * 2.0**Z_FRAC), -top, top).astype(jnp.int32)
 
 
 def gamma_codes(gamma: np.ndarray | jax.Array) -> jax.Array:
@@ -367,7 +426,7 @@ def gamma_codes(gamma: np.ndarray | jax.Array) -> jax.Array:
 
 def quantise(config: VDMConfig, params: dict[str, Any], z: np.ndarray, gamma: np.ndarray) -> IntegerUNet:
     """The integer version of the float U-Net ``params["unet"]``: weights to int8 per output
-    channel, and every activation scale calibrated on the float latents ``z`` (B, H, W, C) at noise
+    channel, and every activation step calibrated on the float latents ``z`` (B, H, W, C) at noise
     levels ``gamma`` (B,), in forward order through the integer network itself."""
     layers: dict[str, Any] = {}
     source = jax.tree.map(lambda a: np.asarray(a, np.float32), params["unet"])
