@@ -42,6 +42,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import serialization
 
 from diffc.models import integer_ops as ops
 from diffc.models.configs import VDMConfig
@@ -422,6 +423,41 @@ def gamma_codes(gamma: np.ndarray | jax.Array) -> jax.Array:
     """Noise levels to the coders' 16-bit gamma codes (gamma = code / 2048 - 24)."""
     code = jnp.round((jnp.asarray(gamma, jnp.float32) - GAMMA_LO) * GAMMA_SCALE)
     return jnp.clip(code, 0, (1 << 16) - 1).astype(jnp.int32)
+
+
+FORMAT = "diffc-integer-unet/1"
+
+
+def to_bytes(net: IntegerUNet) -> bytes:
+    """The integer model as msgpack: every array and integer of ``layers`` (a ``Requant`` as its
+    three fields), so that a decoder rebuilds it without computing anything; the real steps that
+    calibration chose ride along as documentation (the forward never reads them)."""
+    def plain(node: Any) -> Any:
+        if isinstance(node, Requant):
+            return {"multiplier": node.multiplier, "shift": node.shift, "gain": node.gain}
+        if isinstance(node, dict):
+            return {k: plain(v) for k, v in node.items()}
+        return node
+    return serialization.msgpack_serialize({"format": FORMAT, "layers": plain(net.layers)})
+
+
+def from_bytes(config: VDMConfig, data: bytes) -> IntegerUNet:
+    """The model ``to_bytes`` wrote; ValueError if ``data`` is not one."""
+    try:
+        state = serialization.msgpack_restore(data)
+    except Exception as err:  # msgpack raises several unrelated types on bad bytes
+        raise ValueError(f"not an integer model: {err}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"not an integer model of format {FORMAT}")
+
+    def typed(node: Any) -> Any:
+        if isinstance(node, dict) and set(node) == {"multiplier", "shift", "gain"}:
+            return Requant(np.asarray(node["multiplier"], np.int32), np.asarray(node["shift"], np.int32),
+                           int(node["gain"]))
+        if isinstance(node, dict):
+            return {k: typed(v) for k, v in node.items()}
+        return node
+    return IntegerUNet(config, typed(state["layers"]))
 
 
 def quantise(config: VDMConfig, params: dict[str, Any], z: np.ndarray, gamma: np.ndarray) -> IntegerUNet:
