@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--calibration-crops", type=int, default=32)
     ap.add_argument("--steps", type=int, default=100, help="T of the discrete ELBO (0: continuous)")
     ap.add_argument("--repeats", type=int, default=4, help="noise draws per crop")
+    ap.add_argument("--timing-size", type=int, default=256, help="side of the one-image timing call")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -62,6 +63,7 @@ def main() -> None:
                 terms = vdm.elbo_terms(k, sub, gamma_fn, fn, steps=args.steps, clip=args.steps > 0)
                 totals[name].append(np.asarray(terms["bpd"]))
     result = {name: float(np.concatenate(v).mean()) for name, v in totals.items()}
+    result["seconds_per_call"] = _timings(eps_fn, integer_eps_fn, val[:32], args.timing_size)
     result.update(
         ratio=result["integer"] / result["float"], model=card.get("name"), sha256=card["sha256"],
         crops=args.crops, crop=args.crop, steps=args.steps, repeats=args.repeats, quantise_s=round(quantise_s, 1),
@@ -69,6 +71,26 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def _timings(float_fn, integer_fn, crops: np.ndarray, size: int) -> dict[str, dict[str, float]]:
+    """Seconds per warm network call, float and integer, on the crops as one batch and on one
+    size x size image (median of 3 after a compiling call)."""
+    out: dict[str, dict[str, float]] = {}
+    batch = jnp.asarray(vdm.pixels_to_x(crops))
+    image = jax.random.normal(jax.random.PRNGKey(0), (1, size, size, 3))
+    for label, z in ((f"batch {batch.shape[0]}x{batch.shape[1]}x{batch.shape[2]}", batch), (f"1x{size}x{size}", image)):
+        gamma = jnp.full(z.shape[:1], -5.0)
+        out[label] = {}
+        for name, fn in (("float", jax.jit(float_fn)), ("integer", integer_fn)):
+            jax.block_until_ready(fn(z, gamma))
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                jax.block_until_ready(fn(z, gamma))
+                times.append(time.perf_counter() - start)
+            out[label][name] = round(sorted(times)[1], 4)
+    return out
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ import numpy as np
 from diffc import bitstreams
 from diffc.bitstreams import Mode
 from diffc.codec import ardm_plan, entropy
-from diffc.codec.images import as_image, check_crc32, image_crc32
+from diffc.codec.images import as_image, check_crc32, float_numerics_error, image_crc32
 from diffc.codec.result import StreamSize
 from diffc.models import ardm_network, checkpoint, registry
 from diffc.models.configs import ARDMConfig
@@ -239,9 +239,9 @@ def decode(data: bytes, prior: ARDMPrior, progress: Progress | None = None) -> n
             if progress:
                 progress(i + 1, calls)
     except entropy.EntropyCodingError as exc:
-        raise bitstreams.CorruptStreamError(f"the ARDM data is corrupt: {exc}") from None
+        raise float_numerics_error("ARDM data", prior.name, str(exc)) from None
     if not stack.exhausted():
-        raise bitstreams.CorruptStreamError("the ARDM data has bits left over after the last call")
+        raise float_numerics_error("ARDM data", prior.name, "bits left over after the last call")
     check_crc32(image, crc)
     return image
 

@@ -25,6 +25,17 @@ def image_crc32(image: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(image).tobytes())
 
 
+def float_numerics_error(what: str, model: str, detail: str) -> bitstreams.CorruptStreamError:
+    """The error of a lossless stream, made with a float model, whose probabilities came out
+    differently here: the stream may be sound, and decode on the kind of setup that made it
+    (docs/portability.md), so the message says so instead of calling it corrupt."""
+    return bitstreams.CorruptStreamError(
+        f"the {what} does not decode here ({detail}): it was made with the float model {model}, whose "
+        "probabilities are exact only where they were computed; decode it with the same diffc, JAX and "
+        "device kind (if it fails there too, the stream is corrupt)"
+    )
+
+
 def check_crc32(image: np.ndarray, crc: int) -> None:
     """Raise ``CorruptStreamError`` unless a decoded image matches its stream's checksum."""
     if image_crc32(image) != crc:

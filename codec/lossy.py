@@ -39,6 +39,7 @@ from scipy import special
 from diffc import bitstreams
 from diffc.bitstreams import Mode
 from diffc.codec import entropy, randomness, rcc
+from diffc.codec.images import float_numerics_error
 from diffc.codec.denoiser import Denoiser
 from diffc.models import vdm
 
@@ -306,11 +307,14 @@ def _tail_bytes(pixels_rgb: np.ndarray, z_0: jax.Array, gamma_0: jax.Array) -> b
     return stack.to_bytes()
 
 
-def _pop_tail(data: bytes, z_0: jax.Array, gamma_0: jax.Array) -> np.ndarray:
-    stack = entropy.Stack.from_bytes(data)
-    pixels = pop_pixels(stack, z_0, gamma_0, 3)[0]
+def _pop_tail(data: bytes, z_0: jax.Array, gamma_0: jax.Array, model: str) -> np.ndarray:
+    try:
+        stack = entropy.Stack.from_bytes(data)
+        pixels = pop_pixels(stack, z_0, gamma_0, 3)[0]
+    except entropy.EntropyCodingError as exc:
+        raise float_numerics_error("lossless tail", model, str(exc)) from None
     if not stack.exhausted():
-        raise bitstreams.CorruptStreamError("the lossless tail has data left over after the last pixel")
+        raise float_numerics_error("lossless tail", model, "data left over after the last pixel")
     return pixels
 
 
@@ -431,7 +435,7 @@ def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -
         if step == steps_total:
             if not lossless_chunk or pixels is not None:
                 raise bitstreams.CorruptStreamError(f"chunk {j} follows the last step")
-            pixels = _pop_tail(chunk, z, gamma_t)
+            pixels = _pop_tail(chunk, z, gamma_t, den.name)
             continue
         stack = entropy.Stack.from_bytes(chunk)
         if j == 0:

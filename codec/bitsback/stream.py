@@ -23,7 +23,7 @@ from diffc.codec.bitsback.chain import MAX_STEPS
 from diffc.codec.bitsback.coding import DEFAULT_CONTEXT, DEFAULT_MAX_GROUP, DEFAULT_PATCH, DEFAULT_STEPS, Coding
 from diffc.codec.bitsback.groups import ImageStats, Progress, pop_image, push_image
 from diffc.codec.denoiser import Denoiser
-from diffc.codec.images import as_image, check_crc32, image_crc32
+from diffc.codec.images import as_image, check_crc32, float_numerics_error, image_crc32
 from diffc.codec.result import StreamSize
 
 
@@ -95,9 +95,9 @@ def decode(data: bytes, den: Denoiser, progress: Progress | None = None) -> np.n
         stack = entropy.Stack.from_bytes(container.chunks[0])
         pixels, direct = pop_image(stack, shape, coding, progress)
     except entropy.EntropyCodingError as exc:
-        raise bitstreams.CorruptStreamError(f"the bits-back data is corrupt: {exc}") from None
+        raise float_numerics_error("bits-back data", den.name, str(exc)) from None
     if not stack.exhausted():
-        raise bitstreams.CorruptStreamError("the bits-back data has bits left over after the last patch")
+        raise float_numerics_error("bits-back data", den.name, "bits left over after the last patch")
     if direct != p["seed_patches"]:
         raise bitstreams.CorruptStreamError(
             f"{direct} patches were coded directly; the header says {p['seed_patches']}"
