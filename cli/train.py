@@ -141,7 +141,8 @@ def _train(
 
     from diffc.models import checkpoint, configs
     from diffc.runtime.compilation_cache import enable_compilation_cache
-    from diffc.models.train import CPU_NOTE, FitOptions, fit, join_processes
+    from diffc.models.train import CPU_NOTE, FitOptions, fit
+    from diffc.runtime.distributed import join_processes
 
     _check_processes(coordinator, num_processes, process_id)
     try:

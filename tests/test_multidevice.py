@@ -18,6 +18,7 @@ from PIL import Image
 
 from diffc.cli.main import main
 from diffc.models import configs, train
+from diffc.runtime import distributed
 
 DEVICES = 4
 STEPS = 3  # the first has a learning rate of 0 (warm-up); the next two move the weights
@@ -96,7 +97,7 @@ INDEXED_JOB = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "JOB_COMPLETION_INDEX": "0
     ({}, None),
 ])
 def test_a_cluster_is_joined_where_a_launcher_started_several_processes(environ, launcher):
-    assert train.cluster_launcher(environ) == launcher
+    assert distributed.cluster_launcher(environ) == launcher
 
 
 @pytest.mark.parametrize(("flags", "environ", "call"), [
@@ -107,7 +108,7 @@ def test_a_cluster_is_joined_where_a_launcher_started_several_processes(environ,
 def test_join_processes_lets_jax_detect_the_cluster_without_flags(monkeypatch, flags, environ, call):
     calls = []
     monkeypatch.setattr(jax.distributed, "initialize", lambda *args: calls.append(args))
-    train.join_processes(*flags, environ)
+    distributed.join_processes(*flags, environ)
     assert calls == ([] if call is None else [call])
 
 
