@@ -200,6 +200,39 @@ def categorical_iid(probs: np.ndarray, count: int, floor: float = DEFAULT_FLOOR)
     return Categorical(_normalise(np.asarray(probs)[None, :], floor), count)
 
 
+def integer_probabilities(masses: np.ndarray, floor: float = DEFAULT_FLOOR) -> np.ndarray:
+    """(n, K) int64 masses (each < 2^48, K <= 2^14) to int64 probabilities in units of
+    PROB_QUANTUM, normalised and floored in integer arithmetic: the integer path of issue 19, whose
+    results no machine computes differently. Each row is shifted right until its sum fits 22 bits
+    (masses below 2^-22 of the row fall under the floor anyway), then p = floor(m 2^40 / sum) with
+    the shifted masses' sum (< 2^63), then max(p, floor / PROB_QUANTUM). Rows sum to 2^40 less at
+    most K, plus at most K floors."""
+    m = np.asarray(masses)
+    if m.ndim != 2 or m.shape[1] < 2 or m.dtype != np.int64:
+        raise EntropyCodingError(f"masses must be an (n, K>=2) int64 array, not {m.dtype}{m.shape}")
+    if (m < 0).any() or (m >= 1 << 48).any() or m.shape[1] > 1 << 14:
+        raise EntropyCodingError("masses must lie in [0, 2^48) with at most 2^14 symbols")
+    if not (MIN_PROB <= floor and floor * m.shape[1] < 1):
+        raise EntropyCodingError(f"floor {floor} is impossible for {m.shape[1]} symbols")
+    total = m.sum(axis=1, keepdims=True)
+    if (total <= 0).any():
+        raise EntropyCodingError("categorical masses must not be all zero")
+    bits = np.frexp(total.astype(np.float64))[1]  # the bit length, or one more where rounding up
+    shift = np.maximum(bits - 22, 0)
+    m = m >> shift
+    total = m.sum(axis=1, keepdims=True)  # < 2^22 + K: the shifted masses' own sum
+    quantum_bits = round(-math.log2(PROB_QUANTUM))
+    return np.maximum((m << quantum_bits) // total, round(floor / PROB_QUANTUM))
+
+
+def categorical_from_masses(masses: np.ndarray, floor: float = DEFAULT_FLOOR) -> Categorical:
+    """Categoricals from (n, K) int64 masses through ``integer_probabilities``: constriction reads
+    exact dyadic float64 rows (integers times 2^-40) and rescales them with IEEE arithmetic in a
+    fixed order, so the coder's model is the same on every machine."""
+    p = integer_probabilities(masses, floor)
+    return Categorical(p * PROB_QUANTUM, p.shape[0])
+
+
 def categorical_from_logits(logits: np.ndarray, floor: float = DEFAULT_FLOOR) -> Categorical:
     """Categoricals from (n, K) logits, quantised before the softmax (float64). From (n, K, m)
     logits, symbol j weighs the summed softmax of its m values: the distribution of a value's next

@@ -88,24 +88,35 @@ def bin_masses(mean: np.ndarray, std: np.ndarray, radius: int) -> tuple[np.ndarr
 
     mean (n,) int64 with ``MEAN_FRAC`` fraction bits (|mean| < 2^46), in bins; std (n,) int64 > 0
     with ``STD_FRAC`` fraction bits, in bins. Returns (centre (n,) int64, masses (n, 2 radius + 1)
-    int64): bin k covers [centre - radius + k - 1/2, centre - radius + k + 1/2), its mass is
-    2^48 (Phi(upper edge) - Phi(lower edge)), edges standardised as floor(edge 2^24 / std).
-    Masses are >= 0 (Phi is monotone and so is the interpolation) and sum to at most 2^48; the
-    mass beyond the support is the caller's to fold in (a floor, for one). Edges: |edge| <=
-    (radius + 1) 2^16 <= 2^29, shifted by X_FRAC + STD_FRAC - MEAN_FRAC = 24 bits: < 2^53.
+    int64): bin k covers [centre - radius + k - 1/2, centre - radius + k + 1/2); its mass is
+    ``masses_around``'s for the mean's offset from the centre.
+    """
+    mean = np.asarray(mean, np.int64).reshape(-1)
+    centre = (mean + (1 << (MEAN_FRAC - 1))) >> MEAN_FRAC
+    return centre, masses_around(mean - (centre << MEAN_FRAC), std, radius)
+
+
+def masses_around(offset: np.ndarray, std: np.ndarray, radius: int) -> np.ndarray:
+    """(n, 2 radius + 1) int64 masses of N(offset, std^2) over the unit bins centred on -radius ..
+    radius: 2^48 (Phi(upper edge) - Phi(lower edge)), edges standardised as floor(edge 2^24 / std).
+
+    offset (n,) int64 with ``MEAN_FRAC`` fraction bits, |offset| <= 2^15 (half a bin); std (n,)
+    int64 > 0 with ``STD_FRAC`` fraction bits. Masses are >= 0 (Phi is monotone and so is the
+    interpolation) and sum to at most 2^48; the mass beyond the support is the caller's to fold in
+    (a floor, an escape). Edges: |edge| <= (radius + 1) 2^16 <= 2^29, shifted by X_FRAC +
+    STD_FRAC - MEAN_FRAC = 24 bits: < 2^53.
     """
     if not 0 <= radius <= MAX_RADIUS:
         raise ValueError(f"radius must lie in [0, {MAX_RADIUS}], got {radius}")
-    mean, std = np.asarray(mean, np.int64).reshape(-1), np.asarray(std, np.int64).reshape(-1)
+    offset, std = np.asarray(offset, np.int64).reshape(-1), np.asarray(std, np.int64).reshape(-1)
     if np.any(std <= 0):
         raise ValueError("standard deviations must be positive")
-    half = 1 << (MEAN_FRAC - 1)
-    centre = (mean + half) >> MEAN_FRAC
-    offset = mean - (centre << MEAN_FRAC)  # in [-1/2, 1/2) bins
+    if np.any(np.abs(offset) > 1 << (MEAN_FRAC - 1)):
+        raise ValueError("offsets must lie within half a bin of the centre")
     k = np.arange(-radius, radius + 2, dtype=np.int64)  # 2 radius + 2 edges
-    edges = (k << MEAN_FRAC) - half - offset[:, None]  # (n, 2R + 2)
+    edges = (k << MEAN_FRAC) - (1 << (MEAN_FRAC - 1)) - offset[:, None]  # (n, 2R + 2)
     x = np.floor_divide(edges << (X_FRAC + STD_FRAC - MEAN_FRAC), std[:, None])
-    return centre, np.diff(cdf(x), axis=1)
+    return np.diff(cdf(x), axis=1)
 
 
 def to_fixed(values: np.ndarray, frac_bits: int) -> np.ndarray:

@@ -58,3 +58,74 @@ def test_bin_masses_refuse_bad_arguments():
         gm.bin_masses(np.zeros(1, np.int64), np.ones(1, np.int64), gm.MAX_RADIUS + 1)
     with pytest.raises(ValueError, match="positive"):
         gm.bin_masses(np.zeros(1, np.int64), np.zeros(1, np.int64), 3)
+
+
+# --- the integer path's categoricals and chain constants -------------------------------------------------------
+
+from fractions import Fraction  # noqa: E402
+
+from diffc.codec import entropy  # noqa: E402
+from diffc.codec.bitsback import chain as chain_module  # noqa: E402
+
+
+def test_integer_probabilities_floor_and_normalise_in_integers():
+    """Rows of masses become multiples of 2^-40 summing to 1 up to the floors, with the floor
+    applied, and constriction codes them round trip."""
+    rng = np.random.default_rng(3)
+    _, masses = gm.bin_masses(gm.to_fixed(rng.uniform(-3, 3, 50), gm.MEAN_FRAC),
+                              gm.to_fixed(rng.uniform(0.4, 4, 50), gm.STD_FRAC), 12)
+    p = entropy.integer_probabilities(masses)
+    floor = round(entropy.DEFAULT_FLOOR / entropy.PROB_QUANTUM)
+    assert p.dtype == np.int64 and np.all(p >= floor)
+    total = 1 << 40
+    assert np.all(p.sum(axis=1) >= total - 25) and np.all(p.sum(axis=1) <= total + 25 * floor)
+    np.testing.assert_allclose(p / total, masses / masses.sum(axis=1, keepdims=True), atol=floor / total + 1e-6)
+    dist = entropy.categorical_from_masses(masses)
+    symbols = rng.integers(0, 25, 50)
+    stack = entropy.Stack()
+    stack.push(symbols, dist)
+    np.testing.assert_array_equal(entropy.Stack.from_bytes(stack.to_bytes()).pop(dist), symbols)
+
+
+def test_integer_probabilities_refuse_bad_masses():
+    with pytest.raises(entropy.EntropyCodingError, match="int64"):
+        entropy.integer_probabilities(np.ones((2, 3)))
+    with pytest.raises(entropy.EntropyCodingError, match="all zero"):
+        entropy.integer_probabilities(np.zeros((1, 3), np.int64))
+    with pytest.raises(entropy.EntropyCodingError, match="2\\^48"):
+        entropy.integer_probabilities(np.full((1, 3), 1 << 48, np.int64))
+
+
+def test_exact_schedule_constants_agree_with_scipy_to_the_last_bits():
+    """Decimal alpha, sigma and c (correctly rounded, machine independent) are within 2 ulp of
+    scipy's float64 values at every gamma code of a 100-step chain."""
+    g = np.arange(-13.3, 5.0, 0.183)
+    exact = chain_module.schedule_constants(g, exact=True)
+    approx = chain_module.schedule_constants(g, exact=False)
+    for e, a in zip(exact, approx):
+        np.testing.assert_allclose(e, a, rtol=4.5e-16, atol=0)
+
+
+def test_exact_schedule_codes_are_rational_arithmetic():
+    """For the affine schedule gamma(t) = b + |w| t the codes are round((b + |w| i / T + 24) 2048)
+    in exact fractions of the stored float32 parameters."""
+    from diffc.models import configs, vdm
+
+    class Den:
+        config = configs.get_config("small")
+        params = vdm.init_params(configs.get_config("tiny"), 0)
+
+    Den.params = {**Den.params, "schedule": {"linear": {"bias": np.array([-13.3], np.float32),
+                                                         "kernel": np.array([[-18.3]], np.float32)}}}
+    codes = chain_module.exact_schedule_codes(Den, 7)
+    b, w = Fraction(float(np.float32(-13.3))), Fraction(float(np.float32(18.3)))
+    assert list(codes) == [round((b + w * Fraction(i, 7) + 24) * 2048) for i in range(8)]
+
+
+def test_exact_pop_table_matches_the_float_one_and_is_dyadic():
+    from diffc.codec.bitsback import dither
+
+    exact, approx = dither.pop_table(2.0, 12, exact=True), dither.pop_table(2.0, 12)
+    np.testing.assert_allclose(exact.masses, approx.masses, atol=2e-6)
+    scaled = exact.cumulative * 2.0**40
+    np.testing.assert_array_equal(scaled, np.round(scaled))  # every running sum a multiple of 2^-40

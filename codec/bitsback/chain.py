@@ -12,12 +12,14 @@ support is as wide as a worst-case bound on how far the latent can lie from the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal, localcontext
+from fractions import Fraction
 
 import jax.numpy as jnp
 import numpy as np
 from scipy import special
 
-from diffc.codec.bitsback.numerics import GAMMA_CODES, gamma_code, gamma_value
+from diffc.codec.bitsback.numerics import GAMMA_CODES, GAMMA_LO, GAMMA_SCALE, gamma_code, gamma_value
 from diffc.codec.denoiser import Denoiser
 from diffc.models import vdm
 
@@ -43,27 +45,70 @@ class Chain:
     pop_stds: np.ndarray  # (T+1,) std of q(z_0 | x) (i = 0) and of q(z_i | z_(i-1))
     pop_radii: np.ndarray  # (T+1,) int
     push_radii: np.ndarray  # (T+1,) int, of p(z_i | z_(i+1)) (i < T) and of p(z_1) (i = T)
+    push_stds: np.ndarray  # (T+1,) std of p(z_i | z_(i+1)) (i < T) and of p(z_1) (i = T)
+    exact: bool = False  # constants by decimal arithmetic (integer streams), not by scipy
 
     @property
     def steps(self) -> int:
         return self.gammas.size - 1
 
 
-def time_grid(den: Denoiser, steps: int) -> np.ndarray:
+def time_grid(den: Denoiser, steps: int, exact: bool = False) -> np.ndarray:
     """gamma(i / T) for i = 0..T from the model's schedule, rounded to the 1/2048 grid of the lossy
-    coder's gamma codes and made strictly increasing (every step must add noise)."""
+    coder's gamma codes and made strictly increasing (every step must add noise). ``exact``: in
+    rational arithmetic from the schedule's parameters (``exact_schedule_codes``), the same on
+    every machine; otherwise by the float32 schedule (streams of float models)."""
     if not 1 <= steps <= MAX_STEPS:
         raise ValueError(f"steps must lie in [1, {MAX_STEPS}], not {steps}")
-    gamma_fn, _ = vdm.bound_fns(den.config, den.params)
-    raw = np.asarray(gamma_fn(jnp.arange(steps + 1, dtype=jnp.float32) / steps), np.float64)
+    if exact:
+        raw_codes = exact_schedule_codes(den, steps)
+    else:
+        gamma_fn, _ = vdm.bound_fns(den.config, den.params)
+        raw = np.asarray(gamma_fn(jnp.arange(steps + 1, dtype=jnp.float32) / steps), np.float64)
+        raw_codes = np.array([gamma_code(float(g)) for g in raw])
     rise = np.arange(steps + 1)
-    codes = np.maximum.accumulate(np.array([gamma_code(float(g)) for g in raw]) - rise) + rise
+    codes = np.maximum.accumulate(raw_codes - rise) + rise
     if codes[-1] >= GAMMA_CODES:
         raise ValueError(f"{steps} steps do not fit the schedule's gamma range on a 1/2048 grid")
     return np.array([gamma_value(int(c)) for c in codes])
 
 
-def plan_chain(gammas: np.ndarray) -> Chain:
+def exact_schedule_codes(den: Denoiser, steps: int) -> np.ndarray:
+    """The gamma codes round((gamma(i / T) + 24) 2048), i = 0..T, of a linear schedule (``fixed``
+    or ``affine``: gamma(t) = b + |w| t) computed with fractions from the parameters' exact values:
+    no rounding but the last, so every machine gets the same codes. Learned (network) schedules
+    have no such form: ValueError."""
+    cfg = den.config
+    if cfg.schedule == "fixed":
+        b, w = Fraction(cfg.gamma_min), Fraction(cfg.gamma_max) - Fraction(cfg.gamma_min)
+    elif cfg.schedule == "affine":
+        linear = den.params["schedule"]["linear"]
+        b = Fraction(float(np.asarray(linear["bias"], np.float32).reshape(-1)[0]))
+        w = abs(Fraction(float(np.asarray(linear["kernel"], np.float32).reshape(-1)[0])))
+    else:
+        raise ValueError(f"exact coding needs a linear noise schedule, not {cfg.schedule!r}")
+    codes = [round((b + w * Fraction(i, steps) - Fraction(GAMMA_LO)) * int(GAMMA_SCALE)) for i in range(steps + 1)]
+    return np.clip(np.array(codes, np.int64), 0, GAMMA_CODES - 1)
+
+
+def schedule_constants(g: np.ndarray, exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """alpha_i = sqrt(sigmoid(-g_i)), sigma_i = sqrt(sigmoid(g_i)) and c_i = -expm1(g_(i-1) - g_i)
+    (i >= 1): by 40-digit decimal arithmetic (correctly rounded exp and sqrt, then one rounding to
+    float64: the same on every machine) when ``exact``, else by scipy (streams of float models,
+    which must keep the values they were made with)."""
+    if not exact:
+        return np.sqrt(special.expit(-g)), np.sqrt(special.expit(g)), -np.expm1(g[:-1] - g[1:])
+    with localcontext() as ctx:
+        ctx.prec = 40
+        d = [Decimal(float(v)) for v in g]
+        e = [v.exp() for v in d]  # e^g = sigma^2 / alpha^2
+        alphas = [float((1 / (1 + v)).sqrt()) for v in e]
+        sigmas = [float((v / (1 + v)).sqrt()) for v in e]
+        c = [float(1 - (a - b).exp()) for a, b in zip(d[:-1], d[1:])]
+    return np.array(alphas), np.array(sigmas), np.array(c)
+
+
+def plan_chain(gammas: np.ndarray, exact: bool = False) -> Chain:
     """Bin widths and support radii of the latents z_i at noise levels ``gammas`` (T+1,).
 
     With c_i = 1 - SNR(t_i) / SNR(t_(i-1)), the forward step q(z_i | z_(i-1)) has std
@@ -77,8 +122,7 @@ def plan_chain(gammas: np.ndarray) -> Chain:
     support, and |z_i - alpha_i x| accumulates those supports along the chain.
     """
     g = np.asarray(gammas, np.float64)
-    alphas, sigmas = np.sqrt(special.expit(-g)), np.sqrt(special.expit(g))
-    c = -np.expm1(g[:-1] - g[1:])  # (T,)
+    alphas, sigmas, c = schedule_constants(g, exact)  # c: (T,)
     pop_stds = np.concatenate([sigmas[:1], sigmas[1:] * np.sqrt(c)])
     push_stds = np.concatenate([sigmas[:-1] * np.sqrt(c), [1.0]])
     widths = np.minimum(pop_stds, push_stds) / 2**GRID_BITS
@@ -94,4 +138,4 @@ def plan_chain(gammas: np.ndarray) -> Chain:
     push_radii = np.ceil(_RADIUS_SAFETY * gaps / widths + 2).astype(np.int64)
     if push_radii.max() >= 1 << 23:
         raise ValueError("the chain's supports exceed the coder's 2**23 bins; use fewer steps")
-    return Chain(g, alphas, sigmas, widths, pop_stds, pop_radii, push_radii)
+    return Chain(g, alphas, sigmas, widths, pop_stds, pop_radii, push_radii, push_stds, exact)

@@ -51,4 +51,4 @@ class Coding:
         """The ``PopTable`` of latent i's pops, made when first needed (about 0.1 ms; a decoder
         builds none before the stream's data asks for them)."""
         chain = self.chain
-        return pop_table(float(chain.pop_stds[i] / chain.widths[i]), int(chain.pop_radii[i]))
+        return pop_table(float(chain.pop_stds[i] / chain.widths[i]), int(chain.pop_radii[i]), chain.exact)

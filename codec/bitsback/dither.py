@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from diffc.codec import entropy
+from diffc.codec import entropy, gaussian_masses
 
 OFFSET_STEPS = 256  # a pop's mean is rounded to 1/OFFSET_STEPS of a bin (an error of 1/512 bin at most)
 
@@ -71,8 +71,16 @@ class PopTable:
 
 
 @functools.lru_cache(maxsize=256)
-def pop_table(std_bins: float, radius: int) -> PopTable:
-    """The ``PopTable`` of a pop of std ``std_bins`` bins spanning +-``radius`` bins."""
+def pop_table(std_bins: float, radius: int, exact: bool = False) -> PopTable:
+    """The ``PopTable`` of a pop of std ``std_bins`` bins spanning +-``radius`` bins. ``exact``:
+    masses from ``gaussian_masses`` (int64) normalised by ``entropy.integer_probabilities``, so
+    every entry is a multiple of 2^-40 and so is every running sum (exact in float64: they stay
+    below 2^13): the same table on every machine. Otherwise scipy's float64 (float-model streams)."""
+    if exact:
+        offsets = (np.arange(OFFSET_STEPS + 1) - OFFSET_STEPS // 2) << (gaussian_masses.MEAN_FRAC - 8)
+        std = np.full(offsets.size, gaussian_masses.to_fixed(std_bins, gaussian_masses.STD_FRAC))
+        masses = entropy.integer_probabilities(gaussian_masses.masses_around(offsets, std, radius)) * entropy.PROB_QUANTUM
+        return PopTable(masses, np.cumsum(masses, axis=1), radius)
     offsets = np.arange(OFFSET_STEPS + 1) / OFFSET_STEPS - 0.5
     edges = np.arange(-radius, radius + 2) - 0.5  # (2R + 2,) bin edges around the centre
     masses = entropy.categorical(np.diff(special.ndtr((edges - offsets[:, None]) / std_bins), axis=1)).probs

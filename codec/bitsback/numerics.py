@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffc.codec.lossy import GAMMA_CODES, gamma_code, gamma_value, pixels_to_model, pop_pixels, push_pixels
+from diffc.codec.lossy import (GAMMA_CODES, GAMMA_LO, GAMMA_SCALE, gamma_code, gamma_value, pixels_to_model,
+                               pop_pixels, push_pixels)
 
-__all__ = ["GAMMA_CODES", "gamma_code", "gamma_value", "model_input", "pop_pixels", "push_pixels"]
+__all__ = ["GAMMA_CODES", "GAMMA_LO", "GAMMA_SCALE", "gamma_code", "gamma_value", "model_input", "pop_pixels",
+           "push_pixels"]
 
 
 def model_input(pixels: np.ndarray) -> np.ndarray:
