@@ -31,7 +31,8 @@ from diffc.bitstreams.errors import (
 )
 
 MAGIC = b"DFC"
-VERSION = 4  # 4: lossy streams draw from the format's Philox generator (3: from jax.random)
+VERSION = 5  # 5: lossless-vdm streams may be exact (integer network and tables: field "exact");
+# 4: lossy streams draw from the format's Philox generator (3: from jax.random)
 OLDEST_VERSION = 3  # the oldest version this reader decodes
 MODEL_HASH_BYTES = 8
 MAX_SEED = (1 << 32) - 1
@@ -62,9 +63,12 @@ class Mode(enum.IntEnum):
 # a new format version.
 PARAM_FIELDS: Mapping[Mode, tuple[str, ...]] = {
     Mode.LOSSY: ("steps", "chunk_bits", "margin", "lossless_tail"),
-    Mode.LOSSLESS_VDM: ("steps", "image_crc32", "patch_size", "seed_patches", "max_group", "context"),
+    Mode.LOSSLESS_VDM: ("steps", "image_crc32", "patch_size", "seed_patches", "max_group", "context", "exact"),
     Mode.LOSSLESS_ARDM: ("steps", "image_crc32", "order"),
 }
+
+# The version from which a field is required (older streams lack it and mean its default, 0).
+PARAM_SINCE: Mapping[str, int] = {"exact": 5}
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,8 @@ def require_source(header: Header, mode: Mode, model_id: str, model_hash: bytes)
 
 def require_params(header: Header) -> dict[str, int]:
     """The header's coding parameters, refusing a header that lacks any of its mode's fields."""
-    missing = [name for name in PARAM_FIELDS[header.mode] if name not in header.params]
+    missing = [name for name in PARAM_FIELDS[header.mode]
+               if name not in header.params and header.version >= PARAM_SINCE.get(name, OLDEST_VERSION)]
     if missing:
         raise CorruptStreamError(f"the {header.mode.label} header lacks {', '.join(missing)}")
     return header.params

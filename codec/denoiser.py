@@ -17,6 +17,7 @@ import numpy as np
 
 from diffc.models import checkpoint, registry, vdm
 from diffc.models.configs import VDMConfig
+from diffc.models.integer_unet import IntegerUNet
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,6 +28,16 @@ class Denoiser:
     params: Any = field(repr=False)
     name: str
     weights_sha256: str
+    integer: IntegerUNet | None = field(default=None, repr=False)  # the exact network, where there is one
+    integer_sha256: str = ""  # its file's sha256: how exact streams name it
+
+    @cached_property
+    def integer_eps(self):
+        """Jitted integer eps_hat(z_t int32 (B, H, W, C) with ``integer_unet.Z_FRAC`` fraction
+        bits, gamma codes (B,)) -> int32 with ``EPS_FRAC`` fraction bits: the exact path."""
+        if self.integer is None:
+            raise ValueError(f"model {self.name} has no integer network")
+        return jax.jit(self.integer.eps)
 
     @property
     def hash8(self) -> bytes:

@@ -5,6 +5,7 @@ is a formula need no network: one that always denoises to white (the worst case 
 bounds, and the golden stream), one with x_hat = z_t / alpha_t (for the rate against the ELBO).
 """
 
+import dataclasses
 import hashlib
 import zlib
 from collections.abc import Callable
@@ -63,7 +64,7 @@ def naive_eps(z_t: jax.Array, gamma_t: jax.Array) -> jax.Array:
 
 @pytest.fixture(scope="module")
 def white(den) -> FormulaDenoiser:
-    return FormulaDenoiser(den.config, den.params, "white", "cd" * 32, white_eps)
+    return FormulaDenoiser(den.config, den.params, "white", "cd" * 32, formula=white_eps)
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +252,7 @@ def test_steady_rate_is_the_t_step_elbo(den):
     """Chained patches cost the negative ELBO of the same T-step chain (VDM eq. 11 with the
     discrete-time diffusion loss), up to sampling noise and the discretisation of the latents."""
     steps, image = 20, smooth_image(8, 32, 3, seed=4)
-    naive = FormulaDenoiser(den.config, den.params, "naive", "12" * 32, naive_eps)
+    naive = FormulaDenoiser(den.config, den.params, "naive", "12" * 32, formula=naive_eps)
     words = np.random.default_rng(0).integers(1, 1 << 32, size=8000, dtype=np.uint64).astype(np.uint32)
     seeded = entropy.Stack(words, seal=True)  # initial bits, so that every patch chains
     initial_bits = seeded.num_bits()
@@ -384,7 +385,7 @@ def test_a_lossy_stream_is_refused(den):
         bitsback.decode(bitstreams.write(header, [b"\0" * 8]), den)
 
 
-GOOD = {"steps": 4, "image_crc32": 0, "patch_size": 4, "seed_patches": 1, "max_group": 2, "context": 4}
+GOOD = {"steps": 4, "image_crc32": 0, "patch_size": 4, "seed_patches": 1, "max_group": 2, "context": 4, "exact": 0}
 
 
 @pytest.mark.parametrize(
@@ -393,6 +394,7 @@ GOOD = {"steps": 4, "image_crc32": 0, "patch_size": 4, "seed_patches": 1, "max_g
         ({"seed_patches": None}, "lacks seed_patches"),
         ({"max_group": None}, "lacks max_group"),
         ({"context": None}, "lacks context"),
+        ({"exact": None}, "lacks exact"),
         ({"steps": 0}, "steps"),
         ({"patch_size": 0}, "patch size"),
         ({"seed_patches": 5}, "seed patches"),
@@ -431,7 +433,7 @@ def test_invalid_images_are_refused(den, image):
 def test_golden_stream(white):
     """The stream of a fixed image under the network-free white model, pinned: any change to the
     chain, its grids, the dithers, the seed coder, the groups or the framing shows here (bump the
-    version). The window's noise is pinned by ``test_context_is_what_the_decoder_has...``."""
+    version). Version 5 changed the header only (field exact = 0): the chunk is version 4's. The window's noise is pinned by ``test_context_is_what_the_decoder_has...``."""
     image = smooth_image(9, 6, 3, seed=9)
     result = bitsback.encode(image, white, steps=3, patch_size=3, context=2, seed=1)
     data = result.data
@@ -439,6 +441,11 @@ def test_golden_stream(white):
     assert [(g.patches, g.chained) for g in result.stats.groups] == [(1, False), (1, True), (1, True), (1, True), (2, True)]
     assert hashlib.sha256(data).hexdigest() == GOLDEN_SHA256
     np.testing.assert_array_equal(bitsback.decode(data, white), image)
+    # the same chunk under a version-4 header (no "exact" field: a float stream) decodes alike
+    container = bitstreams.read(data)
+    params = {k: v for k, v in container.header.params.items() if k != "exact"}
+    old = bitstreams.write(dataclasses.replace(container.header, version=4, params=params), container.chunks)
+    np.testing.assert_array_equal(bitsback.decode(old, white), image)
 
 
-GOLDEN_SHA256 = "4e6c4c424d55eb69a51d6575a34d355454082e1840d2f64d72fcc21eb3423ee5"
+GOLDEN_SHA256 = "f8188df0cdd14a851b00cea639557fd9503aac6209cfbc56fe54e7f32e7ef923"

@@ -22,13 +22,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diffc.codec import entropy
+from diffc.codec import entropy, exact_coding
 from diffc.codec.bitsback.chain import Chain
 from diffc.codec.bitsback.coding import Coding
 from diffc.codec.bitsback.dither import Dithered, dithered, uniforms
-from diffc.codec.bitsback.numerics import model_input, pop_pixels, push_pixels
+from diffc.codec.bitsback.numerics import gamma_code, model_input, pop_pixels, push_pixels
 from diffc.codec.bitsback.windows import Window
 from diffc.codec.denoiser import Denoiser
+from diffc.models import integer_unet
 
 # --- the chain's distributions, on the latents' grids (latents are int64 grid indices) ---------
 
@@ -70,6 +71,68 @@ def _decoder_input(chain: Chain, z_0: np.ndarray) -> tuple[jax.Array, jax.Array]
     return jnp.asarray(z_0 * chain.widths[0], jnp.float32), jnp.asarray(chain.gammas[0], jnp.float32)
 
 
+def _exact_model(den: Denoiser, chain: Chain, i: int, z: np.ndarray, window: Window) -> tuple[np.ndarray, float, int]:
+    """p(z_(i-1) | z_i) (VDM eq. 27) by the integer network: (means in z_(i-1)'s bins, std in
+    bins, support radius). The network's input and output are integers; what follows is float64
+    products, sums, a division and a clip, each correctly rounded: the same on every machine."""
+    code = np.array([gamma_code(float(chain.gammas[i]))], np.int32)
+    eps = np.asarray(den.integer_eps(window.latents_fixed(chain, i, z), code), np.float64)
+    h, w = z.shape[1:3]
+    eps = eps[:, :h, :w] * 2.0**-integer_unet.EPS_FRAC
+    z_t = z * chain.widths[i]
+    x_hat = np.clip((z_t - chain.sigmas[i] * eps) / chain.alphas[i], -1.0, 1.0)
+    a_s, c = chain.alphas[i - 1], chain.c[i - 1]
+    mean = a_s / chain.alphas[i] * (1.0 - c) * z_t + a_s * c * x_hat
+    return mean.reshape(-1) / chain.widths[i - 1], float(chain.push_stds[i - 1] / chain.widths[i - 1]), int(
+        chain.push_radii[i - 1])
+
+
+def _exact_prior(chain: Chain, n: int) -> tuple[np.ndarray, float, int]:
+    return np.zeros(n), float(chain.push_stds[-1] / chain.widths[-1]), int(chain.push_radii[-1])
+
+
+def _push_model(stack: entropy.Stack, z: np.ndarray, coding: Coding, i: int, z_next: np.ndarray, window: Window) -> None:
+    """Push z_(i-1) = ``z`` with p(z_(i-1) | z_i = ``z_next``)."""
+    if coding.chain.exact:
+        exact_coding.push_gaussian(stack, z.reshape(-1), *_exact_model(coding.den, coding.chain, i, z_next, window))
+    else:
+        stack.push(z, _model(coding.den, coding.chain, i, z_next, window))
+
+
+def _pop_model(stack: entropy.Stack, coding: Coding, i: int, z: np.ndarray, window: Window) -> np.ndarray:
+    if coding.chain.exact:
+        return exact_coding.pop_gaussian(stack, *_exact_model(coding.den, coding.chain, i, z, window)).reshape(z.shape)
+    return stack.pop(_model(coding.den, coding.chain, i, z, window)).reshape(z.shape)
+
+
+def _push_prior(stack: entropy.Stack, z: np.ndarray, chain: Chain) -> None:
+    if chain.exact:
+        exact_coding.push_gaussian(stack, z.reshape(-1), *_exact_prior(chain, z.size))
+    else:
+        stack.push(z, _prior(chain, z.size))
+
+
+def _pop_prior(stack: entropy.Stack, chain: Chain, shape: tuple[int, ...]) -> np.ndarray:
+    n = math.prod(shape)
+    if chain.exact:
+        return exact_coding.pop_gaussian(stack, *_exact_prior(chain, n)).reshape(shape)
+    return stack.pop(_prior(chain, n)).reshape(shape)
+
+
+def _push_pixels(stack: entropy.Stack, values: np.ndarray, chain: Chain, z_0: np.ndarray) -> None:
+    """Push the pixels with the discretised decoder p(x | z_0) (VDM eq. 28-30)."""
+    if chain.exact:
+        exact_coding.push_pixels(stack, values, z_0 * chain.widths[0], chain.alphas[0], chain.sigmas[0])
+    else:
+        push_pixels(stack, values, *_decoder_input(chain, z_0))
+
+
+def _pop_pixels(stack: entropy.Stack, chain: Chain, z_0: np.ndarray, channels: int) -> np.ndarray:
+    if chain.exact:
+        return exact_coding.pop_pixels(stack, z_0 * chain.widths[0], chain.alphas[0], chain.sigmas[0], channels)[0]
+    return pop_pixels(stack, *_decoder_input(chain, z_0), channels)[0]
+
+
 # --- a group's push and pop ----------------------------------------------------------------------
 
 
@@ -77,15 +140,15 @@ def push_group(stack: entropy.Stack, values: np.ndarray, window: Window, first: 
     """Push a group's (h, w, C) pixels ``values``, the group from patch ``first``, in Bit-Swap order
     (module docstring); raises ``EmptyStackError`` when the stack cannot serve a pop, leaving it
     unusable."""
-    den, chain = coding.den, coding.chain
+    chain = coding.chain
     x = model_input(values)
     z = stack.pop(_data_posterior(coding, first, x)).reshape(x.shape)
-    push_pixels(stack, values, *_decoder_input(chain, z))
+    _push_pixels(stack, values, chain, z)
     for i in range(1, chain.steps + 1):
         z_next = stack.pop(_forward(coding, first, i, z)).reshape(x.shape)
-        stack.push(z, _model(den, chain, i, z_next, window))
+        _push_model(stack, z, coding, i, z_next, window)
         z = z_next
-    stack.push(z, _prior(chain, z.size))
+    _push_prior(stack, z, chain)
 
 
 def pop_group(
@@ -93,13 +156,13 @@ def pop_group(
 ) -> np.ndarray:
     """Undo ``push_group``: the group's (h, w, C) pixels, with the bits the encoder popped pushed
     back; ``window`` holds the decoded pixels after the group."""
-    den, chain = coding.den, coding.chain
+    chain = coding.chain
     z_shape = (1, *shape[:2], 3)
-    z = stack.pop(_prior(chain, math.prod(z_shape))).reshape(z_shape)
+    z = _pop_prior(stack, chain, z_shape)
     for i in range(chain.steps, 0, -1):
-        z_prev = stack.pop(_model(den, chain, i, z, window)).reshape(z_shape)
+        z_prev = _pop_model(stack, coding, i, z, window)
         stack.push(z, _forward(coding, first, i, z_prev))
         z = z_prev
-    values = pop_pixels(stack, *_decoder_input(chain, z), shape[2])[0]
+    values = _pop_pixels(stack, chain, z, shape[2])
     stack.push(z, _data_posterior(coding, first, model_input(values)))
     return values

@@ -46,6 +46,7 @@ class Chain:
     pop_radii: np.ndarray  # (T+1,) int
     push_radii: np.ndarray  # (T+1,) int, of p(z_i | z_(i+1)) (i < T) and of p(z_1) (i = T)
     push_stds: np.ndarray  # (T+1,) std of p(z_i | z_(i+1)) (i < T) and of p(z_1) (i = T)
+    c: np.ndarray  # (T,) c_i = 1 - SNR(t_i) / SNR(t_(i-1)), i = 1..T (stored at i - 1)
     exact: bool = False  # constants by decimal arithmetic (integer streams), not by scipy
 
     @property
@@ -138,4 +139,4 @@ def plan_chain(gammas: np.ndarray, exact: bool = False) -> Chain:
     push_radii = np.ceil(_RADIUS_SAFETY * gaps / widths + 2).astype(np.int64)
     if push_radii.max() >= 1 << 23:
         raise ValueError("the chain's supports exceed the coder's 2**23 bins; use fewer steps")
-    return Chain(g, alphas, sigmas, widths, pop_stds, pop_radii, push_radii, push_stds, exact)
+    return Chain(g, alphas, sigmas, widths, pop_stds, pop_radii, push_radii, push_stds, c, exact)

@@ -35,8 +35,10 @@ class Coding:
     @classmethod
     def of(
         cls, den: Denoiser, steps: int, patch_size: int, seed: int, max_group: int = DEFAULT_MAX_GROUP,
-        context: int = DEFAULT_CONTEXT,
+        context: int = DEFAULT_CONTEXT, exact: bool = False,
     ) -> Coding:
+        """``exact``: the integer path (issue 19): the integer network, decimal chain constants,
+        integer tables; streams that decode bit for bit on any machine."""
         if patch_size < 1:
             raise ValueError(f"patch size must be positive, not {patch_size}")
         if not 1 <= max_group <= MAX_GROUP_LIMIT:
@@ -45,7 +47,9 @@ class Coding:
             raise ValueError(f"the context margin must lie in [0, {MAX_CONTEXT}] pixels, not {context}")
         if not 0 <= seed < 1 << 32:
             raise ValueError(f"seed must be a 32-bit unsigned integer, not {seed}")
-        return cls(den, plan_chain(time_grid(den, steps)), patch_size, max_group, context, seed)
+        if exact and den.integer is None:
+            raise ValueError(f"model {den.name} has no integer network for exact coding")
+        return cls(den, plan_chain(time_grid(den, steps, exact), exact), patch_size, max_group, context, seed)
 
     def pop_table(self, i: int) -> PopTable:
         """The ``PopTable`` of latent i's pops, made when first needed (about 0.1 ms; a decoder

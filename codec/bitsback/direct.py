@@ -8,6 +8,9 @@ fitted per patch and sent first.
 
 from __future__ import annotations
 
+import functools
+from decimal import Decimal, localcontext
+
 import numpy as np
 
 from diffc.codec import entropy
@@ -22,9 +25,25 @@ def _smooth_rows(rows: np.ndarray) -> np.ndarray:
     return (a[:, :-2] + 2 * a[:, 1:-1] + a[:, 2:]) / 4
 
 
-def _laplace(prediction: np.ndarray, scale: float) -> entropy.Categorical:
-    """A discretised Laplace over the 256 values around each prediction (n,)."""
-    return entropy.categorical_from_logits(-np.abs(np.arange(vdm.VOCAB) - prediction[:, None]) / scale)
+def _laplace(prediction: np.ndarray, scale: int, exact: bool) -> entropy.Categorical:
+    """A discretised Laplace over the 256 values around each prediction (n,), scale
+    ``_LAPLACE_SCALES[scale]``: ``exact``, from integer weights (``_laplace_weights``), else by
+    float64 exp (streams of float models)."""
+    if exact:
+        quarters = np.abs(4 * np.arange(vdm.VOCAB) - np.round(4 * prediction).astype(np.int64)[:, None])
+        return entropy.categorical_from_masses(_laplace_weights(scale)[quarters])
+    return entropy.categorical_from_logits(-np.abs(np.arange(vdm.VOCAB) - prediction[:, None]) / _LAPLACE_SCALES[scale])
+
+
+@functools.cache
+def _laplace_weights(scale: int) -> np.ndarray:
+    """round(2^40 exp(-d / s)) at d = j / 4, j = 0 .. 1020 (predictions are multiples of 1/4),
+    by 40-digit decimal exp: the same integers on every machine."""
+    with localcontext() as ctx:
+        ctx.prec = 40
+        s = Decimal(float(_LAPLACE_SCALES[scale]))
+        return np.array([int(((Decimal(-j) / (4 * s)).exp() * (1 << 40)).to_integral_value())
+                         for j in range(4 * (vdm.VOCAB - 1) + 1)], np.int64)
 
 
 def _direct_scale(pixels: np.ndarray) -> int:
@@ -36,24 +55,24 @@ def _direct_scale(pixels: np.ndarray) -> int:
     return int(np.argmin(np.abs(np.log2(_LAPLACE_SCALES) - np.log2(max(residual, _LAPLACE_SCALES[0])))))
 
 
-def push_patch(stack: entropy.Stack, pixels: np.ndarray) -> None:
+def push_patch(stack: entropy.Stack, pixels: np.ndarray, exact: bool = False) -> None:
     """Push a (h, w, C) patch without the model: row 0 uniform, each later row with a Laplace
     around the smoothed row above, then the scale's index, so that the decoder pops the index, then
     the rows in order."""
     j = _direct_scale(pixels)
     predictions = _smooth_rows(pixels[:-1])
     for r in range(pixels.shape[0] - 1, 0, -1):
-        stack.push(pixels[r], _laplace(predictions[r - 1].reshape(-1), _LAPLACE_SCALES[j]))
+        stack.push(pixels[r], _laplace(predictions[r - 1].reshape(-1), j, exact))
     stack.push(pixels[0], entropy.uniform(vdm.VOCAB, pixels[0].size))
     stack.push(np.array([j]), entropy.uniform(_LAPLACE_SCALES.size, 1))
 
 
-def pop_patch(stack: entropy.Stack, shape: tuple[int, int, int]) -> np.ndarray:
+def pop_patch(stack: entropy.Stack, shape: tuple[int, int, int], exact: bool = False) -> np.ndarray:
     """Undo ``push_patch``."""
     h, w, channels = shape
-    scale = _LAPLACE_SCALES[int(stack.pop(entropy.uniform(_LAPLACE_SCALES.size, 1))[0])]
+    scale = int(stack.pop(entropy.uniform(_LAPLACE_SCALES.size, 1))[0])
     rows = [stack.pop(entropy.uniform(vdm.VOCAB, w * channels)).reshape(w, channels)]
     for _ in range(1, h):
         prediction = _smooth_rows(rows[-1][None])[0].reshape(-1)
-        rows.append(stack.pop(_laplace(prediction, scale)).reshape(w, channels))
+        rows.append(stack.pop(_laplace(prediction, scale, exact)).reshape(w, channels))
     return np.stack(rows).astype(np.uint8)

@@ -172,7 +172,7 @@ def _sizes(coding: Coding) -> entropy.Uniform:
 
 def _window(coding: Coding, pixels: np.ndarray, grid: Grid, first: int, count: int) -> Window:
     """The ``Window`` of the group of ``count`` patches from patch ``first`` of ``pixels``."""
-    return window(coding.seed, pixels[grid.window(first, count, coding.context)], first)
+    return window(coding.seed, pixels[grid.window(first, count, coding.context)], first, coding.chain.exact)
 
 
 def _copy(stack: entropy.Stack) -> entropy.Stack:
@@ -204,7 +204,7 @@ def _push_group(
             push_group_size(trial, coding, count)
             trial.push(np.array([1]), FLAG)
             return trial, count, True
-    direct.push_patch(stack, pixels[grid.rect(first, 1)])
+    direct.push_patch(stack, pixels[grid.rect(first, 1)], coding.chain.exact)
     stack.push(np.array([0]), FLAG)
     return stack, 1, False
 
@@ -248,7 +248,7 @@ def pop_image(
         else:
             first = end - 1
             rect = grid.rect(first, 1)
-            pixels[rect] = direct.pop_patch(stack, (*extent(rect), shape[2]))
+            pixels[rect] = direct.pop_patch(stack, (*extent(rect), shape[2]), coding.chain.exact)
             direct_patches += 1
         end = first
         if progress:

@@ -25,6 +25,7 @@ from diffc.codec.bitsback.groups import ImageStats, Progress, pop_image, push_im
 from diffc.codec.denoiser import Denoiser
 from diffc.codec.images import as_image, check_crc32, float_numerics_error, image_crc32
 from diffc.codec.result import StreamSize
+from diffc.models import registry
 
 
 @dataclass(frozen=True)
@@ -43,22 +44,31 @@ class EncodeResult(StreamSize):
 def encode(
     pixels: np.ndarray, den: Denoiser, *, steps: int = DEFAULT_STEPS, patch_size: int = DEFAULT_PATCH,
     max_group: int = DEFAULT_MAX_GROUP, context: int = DEFAULT_CONTEXT, seed: int = 0,
-    progress: Progress | None = None,
+    progress: Progress | None = None, exact: bool | None = None,
 ) -> EncodeResult:
     """Code an (H, W), (H, W, 1) or (H, W, 3) uint8 image exactly with ``den`` and T = ``steps``,
     in groups of at most ``max_group`` patches, the network seeing ``context`` pixels beyond each;
-    ``seed`` keys the shared randomness of the pops' dithers and the windows' noise."""
+    ``seed`` keys the shared randomness of the pops' dithers and the windows' noise. ``exact``
+    (default: whenever ``den`` has an integer network): the integer path, a stream that decodes
+    on any machine (docs/portability.md), named by the integer network's hash."""
     start = time.perf_counter()
     image = as_image(pixels)
-    coding = Coding.of(den, steps, patch_size, seed, max_group, context)
+    exact = den.integer is not None if exact is None else exact
+    coding = Coding.of(den, steps, patch_size, seed, max_group, context, exact)
     stack, stats = push_image(entropy.Stack(), image, coding, progress)
     params = {
         "steps": steps, "image_crc32": image_crc32(image), "patch_size": patch_size, "seed_patches": stats.seed_patches,
         "max_group": max_group, "context": context,
     }
-    header = bitstreams.Header(Mode.LOSSLESS_VDM, *image.shape, seed, den.name, den.hash8, params)
+    params["exact"] = int(exact)
+    header = bitstreams.Header(Mode.LOSSLESS_VDM, *image.shape, seed, den.name, _stream_hash(den, exact), params)
     data = bitstreams.write(header, [stack.to_bytes()])
     return EncodeResult(data, stats, time.perf_counter() - start)
+
+
+def _stream_hash(den: Denoiser, exact: bool) -> bytes:
+    """How a stream names its model: the integer network's hash for exact streams."""
+    return registry.stream_hash(den.integer_sha256) if exact else den.hash8
 
 
 def _checked_params(header: bitstreams.Header) -> Mapping[str, int]:
@@ -82,12 +92,16 @@ def decode(data: bytes, den: Denoiser, progress: Progress | None = None) -> np.n
     """The (H, W, C) uint8 image of a lossless-vdm stream; grayscale comes back as (H, W, 1)."""
     container = bitstreams.read(data)
     header = container.header
-    bitstreams.require_source(header, Mode.LOSSLESS_VDM, den.name, den.hash8)
+    exact = header.params.get("exact", 0) == 1
+    if exact and den.integer is None:
+        raise bitstreams.StreamMismatchError(
+            f"the stream was made with the integer network of {header.model_id}; model {den.name} has none")
+    bitstreams.require_source(header, Mode.LOSSLESS_VDM, den.name, _stream_hash(den, exact))
     p = _checked_params(header)
     if len(container.chunks) != 1:
         raise bitstreams.CorruptStreamError(f"a lossless-vdm stream has 1 chunk, not {len(container.chunks)}")
     try:
-        coding = Coding.of(den, p["steps"], p["patch_size"], header.seed, p["max_group"], p["context"])
+        coding = Coding.of(den, p["steps"], p["patch_size"], header.seed, p["max_group"], p["context"], exact)
     except ValueError as exc:
         raise bitstreams.CorruptStreamError(f"the stream's parameters do not fit this model: {exc}") from None
     shape = (header.height, header.width, header.channels)
@@ -95,8 +109,12 @@ def decode(data: bytes, den: Denoiser, progress: Progress | None = None) -> np.n
         stack = entropy.Stack.from_bytes(container.chunks[0])
         pixels, direct = pop_image(stack, shape, coding, progress)
     except entropy.EntropyCodingError as exc:
+        if exact:
+            raise bitstreams.CorruptStreamError(f"the bits-back data is corrupt: {exc}") from None
         raise float_numerics_error("bits-back data", den.name, str(exc)) from None
     if not stack.exhausted():
+        if exact:
+            raise bitstreams.CorruptStreamError("the bits-back data has bits left over after the last patch")
         raise float_numerics_error("bits-back data", den.name, "bits left over after the last patch")
     if direct != p["seed_patches"]:
         raise bitstreams.CorruptStreamError(
