@@ -31,7 +31,8 @@ from diffc.bitstreams.errors import (
 )
 
 MAGIC = b"DFC"
-VERSION = 5  # 5: lossless-vdm streams may be exact (integer network and tables: field "exact");
+VERSION = 6  # 6: lossy (its lossless tail) and lossless-ardm streams may be exact too;
+# 5: lossless-vdm streams may be exact (integer network and tables: field "exact");
 # 4: lossy streams draw from the format's Philox generator (3: from jax.random)
 OLDEST_VERSION = 3  # the oldest version this reader decodes
 MODEL_HASH_BYTES = 8
@@ -62,13 +63,17 @@ class Mode(enum.IntEnum):
 # version rejects ids it does not know, so a new field that older readers must not ignore needs
 # a new format version.
 PARAM_FIELDS: Mapping[Mode, tuple[str, ...]] = {
-    Mode.LOSSY: ("steps", "chunk_bits", "margin", "lossless_tail"),
+    Mode.LOSSY: ("steps", "chunk_bits", "margin", "lossless_tail", "exact"),
     Mode.LOSSLESS_VDM: ("steps", "image_crc32", "patch_size", "seed_patches", "max_group", "context", "exact"),
-    Mode.LOSSLESS_ARDM: ("steps", "image_crc32", "order"),
+    Mode.LOSSLESS_ARDM: ("steps", "image_crc32", "order", "exact"),
 }
 
-# The version from which a field is required (older streams lack it and mean its default, 0).
-PARAM_SINCE: Mapping[str, int] = {"exact": 5}
+# The version from which a mode's field is required (older streams lack it and mean its default, 0).
+PARAM_SINCE: Mapping[tuple[Mode, str], int] = {
+    (Mode.LOSSLESS_VDM, "exact"): 5,
+    (Mode.LOSSY, "exact"): 6,
+    (Mode.LOSSLESS_ARDM, "exact"): 6,
+}
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,7 @@ def require_source(header: Header, mode: Mode, model_id: str, model_hash: bytes)
 def require_params(header: Header) -> dict[str, int]:
     """The header's coding parameters, refusing a header that lacks any of its mode's fields."""
     missing = [name for name in PARAM_FIELDS[header.mode]
-               if name not in header.params and header.version >= PARAM_SINCE.get(name, OLDEST_VERSION)]
+               if name not in header.params and header.version >= PARAM_SINCE.get((header.mode, name), OLDEST_VERSION)]
     if missing:
         raise CorruptStreamError(f"the {header.mode.label} header lacks {', '.join(missing)}")
     return header.params

@@ -184,7 +184,7 @@ def encode(
         stack.push(*_stage_coding(logits, flat[coded], a // dims, prior.config.stage_bits))
         if progress:
             progress(calls - i, calls)
-    fields = {"steps": steps, "image_crc32": image_crc32(image), "order": ORDER_PCG64}
+    fields = {"steps": steps, "image_crc32": image_crc32(image), "order": ORDER_PCG64, "exact": 0}
     header = bitstreams.Header(Mode.LOSSLESS_ARDM, *image.shape, seed, prior.name, prior.hash8, fields)
     payload = stack.to_bytes()
     data = bitstreams.write(header, [payload])

@@ -376,7 +376,7 @@ def encode(
     header_for = lambda n: bitstreams.Header(  # noqa: E731
         Mode.LOSSY, h, w, channels, seed, den.name, den.hash8,
         {"steps": grid_steps(n), "chunk_bits": config.rcc.chunk_bits, "margin": config.rcc.margin,
-         "lossless_tail": int(lossless)},
+         "lossless_tail": int(lossless), "exact": 0},
     )
     for n in range(len(codes), 0, -1):  # the longest prefix of steps that fits the budget
         groups = _group([s.ideal_bits for s in stats[:n]], config.chunk_share)
