@@ -10,7 +10,7 @@ import typer
 
 from diffc.cli.errors import UsageError
 from diffc.cli.io import check_writable
-from diffc.models import checkpoint, registry
+from diffc.models import checkpoint, integer_export, registry
 
 
 def _line(card: dict[str, Any]) -> str:
@@ -24,6 +24,8 @@ def _line(card: dict[str, Any]) -> str:
         f"{card.get('bytes', 0) / 2**20:.1f} MiB {card.get('dtype', '')}".rstrip(),
         f"sha256 {str(card.get('sha256', ''))[:16]}",
     ]
+    if "integer" in card:
+        facts.append(f"integer network {card['integer']['sha256'][:16]}")
     default = " (default)" if card["name"] in registry.DEFAULTS.values() else ""
     return f"{card['name']}{default}: " + ", ".join(facts)
 
@@ -37,7 +39,12 @@ def models(
         "--export", help="Write MODEL to EXPORT.msgpack + EXPORT.json (e.g. a run, to ship it).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Name of the exported model (default: EXPORT's stem).")] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="Exported weights: float16 or float32.")] = "float16",
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing export.")] = False,
+    quantise: Annotated[list[Path] | None, typer.Option(
+        "--quantise", help="Give MODEL its integer network (exact streams), calibrated on crops of "
+        "this image folder's images (repeat for more folders): NAME.int.msgpack beside it.")] = None,
+    crops: Annotated[int, typer.Option("--crops", min=1, help="Calibration crops for --quantise.")] = (
+        integer_export.DEFAULT_CROPS),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing export or integer network.")] = False,
 ) -> None:
     """List the shipped models, or show one model's card.
 
@@ -50,7 +57,14 @@ def models(
       diffc models default --json
 
       diffc models runs/vdm --export models/checkpoints/vdm-small --dtype float16
+
+      diffc models models/checkpoints/vdm-small --quantise ../shared/data/cid22/train
     """
+    if quantise:
+        if model is None:
+            raise UsageError("--quantise needs the MODEL to quantise")
+        _quantise(model, quantise, crops, force)
+        return
     if export is not None:
         if model is None:
             raise UsageError("--export needs the MODEL to export")
@@ -79,3 +93,15 @@ def models(
     else:
         for card in cards:
             typer.echo(_line(card))
+
+
+def _quantise(model: str, folders: list[Path], crops: int, force: bool) -> None:
+    """``--quantise``: write MODEL's integer network and name it in MODEL's card."""
+    for folder in folders:
+        if not folder.is_dir():
+            raise UsageError(f"--quantise {folder}: no such folder of images")
+    path = registry.resolve(model)
+    if "integer" in checkpoint.read_card(path) and not force:
+        raise UsageError(f"{model} already has an integer network; pass --force to replace it")
+    entry = integer_export.export(path, folders, crops=crops)
+    typer.echo(f"wrote {entry['file']} ({entry['bytes']} bytes, sha256 {entry['sha256'][:16]}) beside {path}")

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diffc.models import checkpoint, registry, vdm
+from diffc.models import checkpoint, integer_unet, registry, vdm
 from diffc.models.configs import VDMConfig
 from diffc.models.integer_unet import IntegerUNet
 
@@ -76,10 +76,20 @@ class Denoiser:
 
 
 def load(spec: str | Path) -> Denoiser:
-    """The model named ``spec`` (a shipped checkpoint) or stored at path ``spec``, hash checked."""
+    """The model named ``spec`` (a shipped checkpoint) or stored at path ``spec``, hash checked,
+    with its integer network where the card names one (``checkpoint.read_integer``)."""
     from diffc.runtime.compilation_cache import enable_compilation_cache
 
     enable_compilation_cache()  # a second run on the same image size does not compile again
     path = registry.resolve(spec)
     config, params, card = checkpoint.load_model(path, "vdm")
-    return Denoiser(config, params, registry.display_name(path, card), card["sha256"])
+    integer = checkpoint.read_integer(path)
+    net, net_sha256 = None, ""
+    if integer is not None:
+        blob, entry = integer
+        try:
+            net = integer_unet.from_bytes(config, blob)
+        except ValueError as exc:
+            raise checkpoint.ModelError(f"the integer network of {path} cannot be read ({exc})") from None
+        net_sha256 = entry["sha256"]
+    return Denoiser(config, params, registry.display_name(path, card), card["sha256"], net, net_sha256)

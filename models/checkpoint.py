@@ -2,7 +2,9 @@
 
 A model is ``NAME.msgpack`` (its family's payload: the parameters, and for ARDM its loss curve;
 float32 or float16) plus ``NAME.json`` (the model card: format, config, training facts, dtype and
-``sha256`` of the msgpack bytes; ``families`` names the formats). The training
+``sha256`` of the msgpack bytes; ``families`` names the formats). A model may also carry its
+integer network (``NAME.int.msgpack``, the exact path of docs/portability.md), named with its own
+sha256 under the card's ``integer`` entry (``write_integer``, ``read_integer``). The training
 state for ``--resume`` is stored the same way (``state.msgpack`` + ``state.json``). Loading checks
 the hash before deserialising anything and raises ``ModelError`` with a clear message.
 
@@ -99,6 +101,34 @@ def read_blob(path: Path) -> tuple[bytes, dict[str, Any]]:
             f"its card says {str(card['sha256'])[:16]}...; restore or re-download it"
         )
     return payload, card
+
+
+def write_integer(path: Path, payload: bytes, facts: dict[str, Any]) -> dict[str, Any]:
+    """Store the integer network ``payload`` of the checkpoint at ``path`` as ``NAME.int.msgpack``
+    and record it in the card's ``integer`` entry (file, sha256, bytes and ``facts``: its format,
+    calibration, measured cost); the float weights and their hash are untouched. Returns the entry."""
+    cpath = card_path(path)
+    card = read_card(path)
+    name = f"{Path(card['weights']).stem}.int.msgpack"
+    entry = {**facts, "file": name, "sha256": sha256(payload), "bytes": len(payload)}
+    _atomic_write(cpath.parent / name, payload)
+    _atomic_write(cpath, (json.dumps({**card, "integer": entry}, indent=2, sort_keys=True) + "\n").encode())
+    return entry
+
+
+def read_integer(path: Path) -> tuple[bytes, dict[str, Any]] | None:
+    """The integer network's payload and card entry of the checkpoint at ``path``, hash checked;
+    None where the model has none (a float-only model)."""
+    entry = read_card(path).get("integer")
+    if entry is None:
+        return None
+    ipath = card_path(path).parent / entry["file"]
+    if not ipath.is_file():
+        raise ModelError(f"the integer network {ipath} is missing (named by {card_path(path)})")
+    payload = ipath.read_bytes()
+    if sha256(payload) != entry["sha256"]:
+        raise ModelError(f"the integer network {ipath} is corrupt or was modified: its sha256 is not its card's")
+    return payload, entry
 
 
 def params_bytes(params: Any, dtype: str = "float32") -> bytes:
