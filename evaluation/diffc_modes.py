@@ -65,7 +65,7 @@ class LossyCoder:
         result, self.encode_seconds = self.streams.encode(
             image, (self.den.weights_sha256, self.config, target),
             lambda: lossy.encode(image, self.den, bpp=target, config=self.config))
-        self.encode_facts = {"kl_bits": result.kl_bits, "steps": len(result.steps)}
+        self.encode_facts = {"kl_bits": result.kl_bits, "steps": lossy.grid_steps(len(result.steps))}
         return result.data
 
     def decode(self, data: bytes) -> np.ndarray:
