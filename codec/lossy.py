@@ -20,6 +20,16 @@ p(x | z) at that level (VDM eq. 28-30): the same stream then ends lossless.
 Every number both sides draw (the RCC candidates and permutations, and the noise of ancestral
 reconstruction) comes from ``randomness``, the generator the format specifies; a stream of an
 older format version is decoded with the generator of its version (``randomness.for_version``).
+
+Two paths hold the latents (header field ``exact``). The float path (0) steps z in float32 with the
+float network, so the decoder rebuilds the sender's z only on the setup that encoded it, and a
+lossless tail computed from that z is as fragile. The exact path (1, with the model's integer
+network) keeps z in fixed point and computes p(z_s | z_t) in integers (``fixed_point``) from the
+integer eps_hat, starting at the exact code of gamma(1); the chosen candidate mean + std n is an
+integer, so both sides hold the same z after every step on any machine, and the tail codes the
+pixels with integer masses (``exact_coding``). Only the sender's target q(z_s | z_t, x) and its
+choice of candidates stay float; reconstruction, which no later step depends on, uses the float
+network on both paths.
 """
 
 from __future__ import annotations
@@ -38,13 +48,13 @@ from scipy import special
 
 from diffc import bitstreams
 from diffc.bitstreams import Mode
-from diffc.codec import entropy, randomness, rcc
-from diffc.codec.images import float_numerics_error
+from diffc.codec import entropy, exact_coding, fixed_point, randomness, rcc
 from diffc.codec.denoiser import Denoiser
-from diffc.models import vdm
+from diffc.codec.fixed_point import GAMMA_CODES, gamma_code, gamma_value
+from diffc.codec.images import float_numerics_error
+from diffc.models import integer_unet, vdm
 
 Method = Literal["flow", "ancestral", "mean"]
-GAMMA_LO, GAMMA_SCALE, GAMMA_CODES = -24.0, 2048.0, 1 << 16  # grid gamma = code / 2048 - 24
 _MIN_CHUNK_BITS = 512
 _PIXEL_SLICE = 1 << 14  # pixels per table of the discretised decoder: 3 x 256 float64 each, 96 MiB
 
@@ -85,7 +95,9 @@ class EncodeResult:
     steps: list[StepStats]
     seconds: dict[str, float]
     lossless: bool
-    latents: list[np.ndarray] = field(repr=False)  # the sender's z after each step sent
+    # the sender's z after each step sent, as the decoder holds it: float32 (``Latent.z``) on the
+    # float path, int64 fixed point (``Latent.fixed``) on the exact path
+    latents: list[np.ndarray] = field(repr=False)
 
     @property
     def kl_bits(self) -> float:
@@ -109,16 +121,6 @@ def model_to_pixels(x: jax.Array, channels: int) -> np.ndarray:
     if channels == 1:
         x = x.mean(axis=-1, keepdims=True)
     return np.clip(np.round((x + 1.0) * 128.0 - 0.5), 0, 255).astype(np.uint8)
-
-
-def gamma_code(gamma: float) -> int:
-    """The 16-bit fixed-point code of a noise level, as streams store it (shared by the coders)."""
-    return int(np.clip(round((gamma - GAMMA_LO) * GAMMA_SCALE), 0, GAMMA_CODES - 1))
-
-
-def gamma_value(code: int) -> float:
-    """The noise level of a ``gamma_code``."""
-    return code / GAMMA_SCALE + GAMMA_LO
 
 
 @jax.jit
@@ -222,12 +224,13 @@ def _lossless_bits(curve: RateCurve, end: float, steps: int, dims: int) -> float
     return steps * _bits_to_reach(curve, end, steps) + dims * tail_bits_per_dim(end)
 
 
-def plan_grid(curve: RateCurve, target_bits: float | None, steps: int, dims: int = 0) -> list[int]:
-    """Gamma codes of at most ``steps`` steps of equal predicted bits that spend ``target_bits``
-    (after step 0); or, when ``target_bits`` is None (lossless), of ``steps`` steps down to the
-    noise level where the predicted bits of the steps plus the lossless tail over ``dims``
-    subpixels are fewest (with few steps, stopping above gamma(0) and letting the tail code the
-    rest is cheaper than paying large steps at the error of their start)."""
+def plan_grid(curve: RateCurve, target_bits: float | None, steps: int, top: int, dims: int = 0) -> list[int]:
+    """Gamma codes, strictly decreasing from ``top`` (the code of step 0's level), of at most
+    ``steps`` steps of equal predicted bits that spend ``target_bits`` (after step 0); or, when
+    ``target_bits`` is None (lossless), of ``steps`` steps down to the noise level where the
+    predicted bits of the steps plus the lossless tail over ``dims`` subpixels are fewest (with few
+    steps, stopping above gamma(0) and letting the tail code the rest is cheaper than paying large
+    steps at the error of their start)."""
     if target_bits is not None:
         levels = _walk(curve, max(target_bits - curve.prior_bits, 1.0) / steps, steps)
     else:
@@ -236,7 +239,7 @@ def plan_grid(curve: RateCurve, target_bits: float | None, steps: int, dims: int
         levels = _walk(curve, _bits_to_reach(curve, float(end), steps), steps, float(end))
         levels[-1] = float(end)
     codes = []
-    previous = gamma_code(curve.gammas[0])
+    previous = top
     for g in levels:
         code = max(min(gamma_code(g), previous - 1), 0)  # strictly decreasing
         codes.append(code)
@@ -299,33 +302,151 @@ def pop_pixels(stack: entropy.Stack, z: jax.Array, gamma: jax.Array, channels: i
     return np.concatenate(slices).astype(np.uint8).reshape(*z.shape[:-1], channels)
 
 
-def _tail_bytes(pixels_rgb: np.ndarray, z_0: jax.Array, gamma_0: jax.Array) -> bytes:
+class FloatPath:
+    """The float path (``exact`` 0): z float32, p(z_s | z_t) from the float network
+    (``Denoiser.prior_step``, VDM eq. 27) at float32 noise levels from the float gamma(1), the
+    tail's p(x | z) from float logits: exact only on the setup that made the stream. A level is a
+    float32 gamma."""
+
+    exact = False
+
+    def __init__(self, den: Denoiser) -> None:
+        self.den = den
+        self.gamma_1 = den.gamma_range[1]
+        self.top = gamma_code(self.gamma_1)  # the grid's codes lie below this
+
+    def levels(self, grid: list[int]) -> list[jax.Array]:
+        """Step 0's level, then the grid's."""
+        return [jnp.asarray(self.gamma_1, jnp.float32), *(jnp.asarray(gamma_value(c), jnp.float32) for c in grid)]
+
+    def gamma(self, level: jax.Array) -> jax.Array:
+        return level
+
+    def initial(self, shape: tuple[int, ...], level: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return _initial(jnp.zeros(shape, jnp.float32), level)
+
+    def prior(self, z: jax.Array, level_t: jax.Array, level_s: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return self.den.prior_step(z, level_t, level_s)
+
+    def standardised(self, aim: jax.Array, mean: jax.Array, std: jax.Array) -> np.ndarray:
+        """u = (mu_q - mu_p) / s, what the sender's RCC scores candidates against (DESIGN section 4)."""
+        return np.asarray((aim - mean) / std).reshape(-1)
+
+    def draw(self, mean: jax.Array, std: jax.Array, eps: np.ndarray) -> jax.Array:
+        return _apply(mean, std, jnp.asarray(eps))
+
+    def value(self, z: jax.Array) -> jax.Array:
+        return z
+
+    def push_tail(self, stack: entropy.Stack, pixels: np.ndarray, z: jax.Array, level: jax.Array) -> None:
+        push_pixels(stack, np.repeat(pixels, 3 // pixels.shape[-1], axis=-1), z, level)
+
+    def pop_tail(self, stack: entropy.Stack, z: jax.Array, level: jax.Array, channels: int) -> np.ndarray:
+        return pop_pixels(stack, z, level, 3)[0][..., :channels]
+
+    def tail_error(self, detail: str) -> bitstreams.CorruptStreamError:
+        return float_numerics_error("lossless tail", self.den.name, detail)
+
+
+class ExactPath:
+    """The exact path (``exact`` 1): z int64 fixed point (``integer_unet.Z_FRAC`` fraction bits),
+    p(z_s | z_t) in integers from the integer network (``fixed_point``) at gamma codes from the
+    exact code of gamma(1), the tail's p(x | z) from integer masses (``exact_coding``, the image's
+    own channels): the same on every machine. A level is a gamma code."""
+
+    exact = True
+
+    def __init__(self, den: Denoiser) -> None:
+        if den.integer is None:
+            raise ValueError(f"model {den.name} has no integer network for exact coding")
+        self.den = den
+        self.top = int(fixed_point.exact_schedule_codes(den, 1)[-1])
+
+    def levels(self, grid: list[int]) -> list[int]:
+        return [self.top, *grid]
+
+    def gamma(self, level: int) -> jax.Array:
+        return jnp.asarray(gamma_value(level), jnp.float32)
+
+    def initial(self, shape: tuple[int, ...], level: int) -> tuple[np.ndarray, int]:
+        """p(z_1) = N(0, sigma_1^2 I)."""
+        return np.zeros(shape, np.int64), fixed_point.sigma_fixed(level)
+
+    def prior(self, z: np.ndarray, level_t: int, level_s: int) -> tuple[np.ndarray, int]:
+        step = fixed_point.prior_step(level_t, level_s)
+        return fixed_point.prior_mean(step, z, self._eps(z, level_t)), step.std
+
+    def _eps(self, z: np.ndarray, code: int) -> np.ndarray:
+        """The integer eps_hat of z (1, H, W, 3), reflect-padded to the U-Net's multiple (as the
+        float network pads) and cropped back."""
+        h, w = z.shape[1:3]
+        m = self.den.config.multiple
+        padded = np.pad(z, ((0, 0), (0, -h % m), (0, -w % m), (0, 0)), mode="reflect").astype(np.int32)
+        eps = self.den.integer_eps(jnp.asarray(padded), jnp.full((1,), code, jnp.int32))
+        return np.asarray(eps, np.int64)[:, :h, :w]
+
+    def standardised(self, aim: jax.Array, mean: np.ndarray, std: int) -> np.ndarray:
+        mean_f = mean * 2.0**-fixed_point.MEAN_FRAC
+        return ((np.asarray(aim, np.float64) - mean_f) / (std * 2.0**-fixed_point.CONST_FRAC)).reshape(-1)
+
+    def draw(self, mean: np.ndarray, std: int, eps: np.ndarray) -> np.ndarray:
+        """mean + std n with n the generator's normals as the integers they are (float32 multiples
+        of 2^-16: scaling by 2^16 is exact)."""
+        normals = (np.asarray(eps, np.float64) * 2.0**randomness.QUANTILE_BITS).astype(np.int64)
+        return fixed_point.draw(mean, std, normals.reshape(mean.shape))
+
+    def value(self, z: np.ndarray) -> jax.Array:
+        return jnp.asarray(z * 2.0**-integer_unet.Z_FRAC, jnp.float32)
+
+    def _tail_args(self, z: np.ndarray, level: int) -> tuple[np.ndarray, float, float]:
+        """z as float64 (exact) and the decimal alpha and sigma of the level, as ``exact_coding`` takes them."""
+        alphas, sigmas, _ = fixed_point.schedule_constants(np.array([gamma_value(level)]), exact=True)
+        return z * 2.0**-integer_unet.Z_FRAC, float(alphas[0]), float(sigmas[0])
+
+    def push_tail(self, stack: entropy.Stack, pixels: np.ndarray, z: np.ndarray, level: int) -> None:
+        exact_coding.push_pixels(stack, pixels, *self._tail_args(z, level))
+
+    def pop_tail(self, stack: entropy.Stack, z: np.ndarray, level: int, channels: int) -> np.ndarray:
+        return exact_coding.pop_pixels(stack, *self._tail_args(z, level), channels)[0]
+
+    def tail_error(self, detail: str) -> bitstreams.CorruptStreamError:
+        return bitstreams.CorruptStreamError(f"the lossless tail is corrupt: {detail}")
+
+
+Path = FloatPath | ExactPath
+
+
+def _tail_bytes(path: Path, pixels: np.ndarray, z: Any, level: Any) -> bytes:
     """The lossless tail: every subpixel with the discretised decoder p(x | z) at the last step's
     level (VDM eq. 28-30)."""
     stack = entropy.Stack()
-    push_pixels(stack, pixels_rgb, z_0, gamma_0)
+    path.push_tail(stack, pixels, z, level)
     return stack.to_bytes()
 
 
-def _pop_tail(data: bytes, z_0: jax.Array, gamma_0: jax.Array, model: str) -> np.ndarray:
+def _pop_tail(data: bytes, path: Path, z: Any, level: Any, channels: int) -> np.ndarray:
     try:
         stack = entropy.Stack.from_bytes(data)
-        pixels = pop_pixels(stack, z_0, gamma_0, 3)[0]
+        pixels = path.pop_tail(stack, z, level, channels)
     except entropy.EntropyCodingError as exc:
-        raise float_numerics_error("lossless tail", model, str(exc)) from None
+        raise path.tail_error(str(exc)) from None
     if not stack.exhausted():
-        raise float_numerics_error("lossless tail", model, "data left over after the last pixel")
+        raise path.tail_error("data left over after the last pixel")
     return pixels
 
 
 def encode(
     pixels: np.ndarray, den: Denoiser, *, bpp: float | None, config: LossyConfig = LossyConfig(), seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, exact: bool | None = None,
 ) -> EncodeResult:
     """Code ``pixels`` (H, W, C uint8) at most ``bpp`` bits per pixel (header included), or all the
-    way to a lossless stream when ``bpp`` is None; ``progress(done, total)`` follows the steps."""
+    way to a lossless stream when ``bpp`` is None; ``progress(done, total)`` follows the steps.
+    ``exact`` (default: whenever ``den`` has an integer network): the exact path, a stream whose
+    latents and tail decode alike on any machine (docs/portability.md), named by the integer
+    network's hash."""
     if not 1 <= config.steps <= MAX_STEPS:
         raise ValueError(f"steps must lie in [1, {MAX_STEPS}], not {config.steps}")
+    path = ExactPath(den) if (den.integer is not None if exact is None else exact) else FloatPath(den)
     pixels = np.asarray(pixels)
     if pixels.ndim == 2:
         pixels = pixels[..., None]
@@ -340,43 +461,42 @@ def encode(
     curve = rate_curve(den, x, config.curve_points, seed)
     header_guess = 8 * (40 + len(den.name)) + config.steps * 48
     target = None if lossless else max(budget - header_guess, 0.0) / config.overhead
-    grid = plan_grid(curve, target, config.steps, dims)
+    grid = plan_grid(curve, target, config.steps, path.top, dims)
+    levels = path.levels(grid)
     seconds["network"] += time.perf_counter() - start
 
-    _, g1 = den.gamma_range
-    gamma_t = jnp.asarray(g1, jnp.float32)
-    mean, std = _initial(x, gamma_t)
-    u = np.asarray(vdm.alpha_sigma(gamma_t)[0] * x / std).reshape(-1)
     codes: list[rcc.StepCode] = []
     stats: list[StepStats] = []
     latents: list[np.ndarray] = []
     z = None
-    for i, code_g in enumerate([None, *grid]):
-        if code_g is not None:
-            t0 = time.perf_counter()
-            gamma_s = jnp.asarray(gamma_value(code_g), jnp.float32)
-            mean, std = den.prior_step(z, gamma_t, gamma_s)
-            u = np.asarray((_posterior_mean(z, x, gamma_t, gamma_s) - mean) / std).reshape(-1)
-            gamma_t = gamma_s
-            seconds["network"] += time.perf_counter() - t0
+    for i, level in enumerate(levels):
+        t0 = time.perf_counter()
+        if i == 0:
+            mean, std = path.initial(x.shape, level)
+            aim = vdm.alpha_sigma(path.gamma(level))[0] * x  # the mean of q(z_1 | x)
+        else:
+            mean, std = path.prior(z, levels[i - 1], level)
+            aim = _posterior_mean(path.value(z), x, path.gamma(levels[i - 1]), path.gamma(level))
+        u = path.standardised(aim, mean, std)
+        seconds["network"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         code = rcc.select(seed, i, u, config.rcc)
-        z = _apply(mean, std, jnp.asarray(rcc.regenerate(seed, i, dims, code)))
+        z = path.draw(mean, std, rcc.regenerate(seed, i, dims, code))
         seconds["rcc"] += time.perf_counter() - t0
         probe = entropy.Stack()
         ideal = rcc.push(probe, code, config.rcc)
         codes.append(code)
         latents.append(np.asarray(z))
-        stats.append(StepStats(float(gamma_t), rcc.kl_bits(u), ideal, code.indices.size))
+        stats.append(StepStats(float(path.gamma(level)), rcc.kl_bits(u), ideal, code.indices.size))
         if progress:
-            progress(i + 1, len(grid) + 1)
+            progress(i + 1, len(levels))
 
     t0 = time.perf_counter()
-    tail = _tail_bytes(np.repeat(pixels, 3 // channels, axis=-1), z, gamma_t) if lossless else None
+    tail = _tail_bytes(path, pixels, z, levels[-1]) if lossless else None
     header_for = lambda n: bitstreams.Header(  # noqa: E731
-        Mode.LOSSY, h, w, channels, seed, den.name, den.hash8,
+        Mode.LOSSY, h, w, channels, seed, den.name, fixed_point.stream_hash(den, path.exact),
         {"steps": grid_steps(n), "chunk_bits": config.rcc.chunk_bits, "margin": config.rcc.margin,
-         "lossless_tail": int(lossless), "exact": 0},
+         "lossless_tail": int(lossless), "exact": int(path.exact)},
     )
     for n in range(len(codes), 0, -1):  # the longest prefix of steps that fits the budget
         groups = _group([s.ideal_bits for s in stats[:n]], config.chunk_share)
@@ -405,6 +525,22 @@ class Latent:
     steps_total: int
     pixels: np.ndarray | None  # the exact image when the lossless tail was decoded
     truncated: bool
+    fixed: np.ndarray | None = None  # the exact path's z: int64 with ``integer_unet.Z_FRAC`` fraction bits
+
+
+def _decoding_path(header: bitstreams.Header, den: Denoiser) -> Path:
+    """The path a stream was made on, checked against the model: an exact stream needs the
+    integer network its header names, a float stream the float weights."""
+    exact = header.params.get("exact", 0) == 1
+    if exact:
+        fixed_point.require_integer(den, header.model_id)
+    bitstreams.require_source(header, Mode.LOSSY, den.name, fixed_point.stream_hash(den, exact))
+    if not exact:
+        return FloatPath(den)
+    try:
+        return ExactPath(den)
+    except ValueError as exc:
+        raise bitstreams.StreamMismatchError(f"model {den.name} cannot decode exact streams: {exc}") from None
 
 
 def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -> Latent:
@@ -414,7 +550,7 @@ def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -
         data = data[:max_bytes]
     container = bitstreams.read(data)
     header = container.header
-    bitstreams.require_source(header, Mode.LOSSY, den.name, den.hash8)
+    path = _decoding_path(header, den)
     p = header.params
     try:
         config = rcc.RccConfig(p.get("chunk_bits", 0), p.get("margin", 0))
@@ -424,45 +560,41 @@ def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -
         raise bitstreams.CorruptStreamError(f"steps {p.get('steps', 0)} is outside [0, {MAX_STEPS}]")
     steps_total = p.get("steps", 0) + 1
     rng = randomness.for_version(header.version)
-    x_like = jnp.zeros((1, header.height, header.width, 3), jnp.float32)
-    dims = x_like.size
-    _, g1 = den.gamma_range
-    gamma_t = jnp.asarray(g1, jnp.float32)
-    z, grid, step = None, None, 0
+    shape = (1, header.height, header.width, 3)
+    dims = math.prod(shape)
+    z, levels, step = None, [], 0
     lossless_chunk = p.get("lossless_tail", 0) == 1
     pixels = None
     for j, chunk in enumerate(container.chunks):
         if step == steps_total:
             if not lossless_chunk or pixels is not None:
                 raise bitstreams.CorruptStreamError(f"chunk {j} follows the last step")
-            pixels = _pop_tail(chunk, z, gamma_t, den.name)
+            pixels = _pop_tail(chunk, path, z, levels[-1], header.channels)
             continue
         stack = entropy.Stack.from_bytes(chunk)
         if j == 0:
             grid = [int(c) for c in stack.pop(entropy.uniform(GAMMA_CODES, steps_total - 1))]
-            if any(b >= a for a, b in zip([gamma_code(g1)] + grid, grid)):
+            if any(b >= a for a, b in zip([path.top] + grid, grid)):
                 raise bitstreams.CorruptStreamError("the step grid is not decreasing")
+            levels = path.levels(grid)
         count = int(stack.pop(entropy.uniform(steps_total + 1, 1))[0])
         if count == 0 or step + count > steps_total:
             raise bitstreams.CorruptStreamError(f"chunk {j} declares {count} steps; {steps_total - step} remain")
         for _ in range(count):
             if step == 0:
-                mean, std = _initial(x_like, gamma_t)
+                mean, std = path.initial(shape, levels[0])
             else:
-                gamma_s = jnp.asarray(gamma_value(grid[step - 1]), jnp.float32)
-                mean, std = den.prior_step(z, gamma_t, gamma_s)
-                gamma_t = gamma_s
+                mean, std = path.prior(z, levels[step - 1], levels[step])
             code = rcc.pop(stack, config, dims)
-            z = _apply(mean, std, jnp.asarray(rcc.regenerate(header.seed, step, dims, code, rng)))
+            z = path.draw(mean, std, rcc.regenerate(header.seed, step, dims, code, rng))
             step += 1
         if not stack.exhausted():
             raise bitstreams.CorruptStreamError(f"chunk {j} has data left over after its {count} steps")
     if z is None:
         raise bitstreams.TruncatedStreamError("no complete chunk: the stream holds no step to decode")
-    if pixels is not None and header.channels == 1:
-        pixels = pixels[..., :1]
     truncated = not container.complete or step < steps_total
-    return Latent(z, float(gamma_t), header, step, steps_total, pixels, truncated)
+    return Latent(path.value(z), float(path.gamma(levels[step - 1])), header, step, steps_total, pixels, truncated,
+                  z if path.exact else None)
 
 
 @jax.jit

@@ -26,9 +26,10 @@ from diffc.codec import entropy, exact_coding
 from diffc.codec.bitsback.chain import Chain
 from diffc.codec.bitsback.coding import Coding
 from diffc.codec.bitsback.dither import Dithered, dithered, uniforms
-from diffc.codec.bitsback.numerics import gamma_code, model_input, pop_pixels, push_pixels
+from diffc.codec.bitsback.numerics import model_input, pop_pixels, push_pixels
 from diffc.codec.bitsback.windows import Window
 from diffc.codec.denoiser import Denoiser
+from diffc.codec.fixed_point import gamma_code
 from diffc.models import integer_unet
 
 # --- the chain's distributions, on the latents' grids (latents are int64 grid indices) ---------

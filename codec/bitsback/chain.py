@@ -12,15 +12,12 @@ support is as wide as a worst-case bound on how far the latent can lie from the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
-from fractions import Fraction
 
 import jax.numpy as jnp
 import numpy as np
-from scipy import special
 
-from diffc.codec.bitsback.numerics import GAMMA_CODES, GAMMA_LO, GAMMA_SCALE, gamma_code, gamma_value
 from diffc.codec.denoiser import Denoiser
+from diffc.codec.fixed_point import GAMMA_CODES, exact_schedule_codes, gamma_code, gamma_value, schedule_constants
 from diffc.models import vdm
 
 MAX_STEPS = 4096  # a decoder refuses more
@@ -72,41 +69,6 @@ def time_grid(den: Denoiser, steps: int, exact: bool = False) -> np.ndarray:
     if codes[-1] >= GAMMA_CODES:
         raise ValueError(f"{steps} steps do not fit the schedule's gamma range on a 1/2048 grid")
     return np.array([gamma_value(int(c)) for c in codes])
-
-
-def exact_schedule_codes(den: Denoiser, steps: int) -> np.ndarray:
-    """The gamma codes round((gamma(i / T) + 24) 2048), i = 0..T, of a linear schedule (``fixed``
-    or ``affine``: gamma(t) = b + |w| t) computed with fractions from the parameters' exact values:
-    no rounding but the last, so every machine gets the same codes. Learned (network) schedules
-    have no such form: ValueError."""
-    cfg = den.config
-    if cfg.schedule == "fixed":
-        b, w = Fraction(cfg.gamma_min), Fraction(cfg.gamma_max) - Fraction(cfg.gamma_min)
-    elif cfg.schedule == "affine":
-        linear = den.params["schedule"]["linear"]
-        b = Fraction(float(np.asarray(linear["bias"], np.float32).reshape(-1)[0]))
-        w = abs(Fraction(float(np.asarray(linear["kernel"], np.float32).reshape(-1)[0])))
-    else:
-        raise ValueError(f"exact coding needs a linear noise schedule, not {cfg.schedule!r}")
-    codes = [round((b + w * Fraction(i, steps) - Fraction(GAMMA_LO)) * int(GAMMA_SCALE)) for i in range(steps + 1)]
-    return np.clip(np.array(codes, np.int64), 0, GAMMA_CODES - 1)
-
-
-def schedule_constants(g: np.ndarray, exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """alpha_i = sqrt(sigmoid(-g_i)), sigma_i = sqrt(sigmoid(g_i)) and c_i = -expm1(g_(i-1) - g_i)
-    (i >= 1): by 40-digit decimal arithmetic (correctly rounded exp and sqrt, then one rounding to
-    float64: the same on every machine) when ``exact``, else by scipy (streams of float models,
-    which must keep the values they were made with)."""
-    if not exact:
-        return np.sqrt(special.expit(-g)), np.sqrt(special.expit(g)), -np.expm1(g[:-1] - g[1:])
-    with localcontext() as ctx:
-        ctx.prec = 40
-        d = [Decimal(float(v)) for v in g]
-        e = [v.exp() for v in d]  # e^g = sigma^2 / alpha^2
-        alphas = [float((1 / (1 + v)).sqrt()) for v in e]
-        sigmas = [float((v / (1 + v)).sqrt()) for v in e]
-        c = [float(1 - (a - b).exp()) for a, b in zip(d[:-1], d[1:])]
-    return np.array(alphas), np.array(sigmas), np.array(c)
 
 
 def plan_chain(gammas: np.ndarray, exact: bool = False) -> Chain:

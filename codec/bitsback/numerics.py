@@ -1,6 +1,6 @@
-"""What the bits-back coder borrows from the lossy coder (``codec/lossy.py``): the 1/2048 grid of
-gamma codes, the pixels' model input, and the discretised decoder p(x | z_0) that pushes and pops
-pixels (VDM eq. 28-30).
+"""What the bits-back coder borrows from the lossy coder (``codec/lossy.py``): the pixels' model
+input, and the float discretised decoder p(x | z_0) that pushes and pops pixels (VDM eq. 28-30).
+(The gamma codes come from the shared ``codec/fixed_point.py``.)
 
 They are to move to a module of numerics that both coders share; until then this is the one file
 of the package that imports ``codec.lossy``, and every other file takes them from here.
@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffc.codec.lossy import (GAMMA_CODES, GAMMA_LO, GAMMA_SCALE, gamma_code, gamma_value, pixels_to_model,
-                               pop_pixels, push_pixels)
+from diffc.codec.lossy import pixels_to_model, pop_pixels, push_pixels
 
-__all__ = ["GAMMA_CODES", "GAMMA_LO", "GAMMA_SCALE", "gamma_code", "gamma_value", "model_input", "pop_pixels",
-           "push_pixels"]
+__all__ = ["model_input", "pop_pixels", "push_pixels"]
 
 
 def model_input(pixels: np.ndarray) -> np.ndarray:

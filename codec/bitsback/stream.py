@@ -23,9 +23,9 @@ from diffc.codec.bitsback.chain import MAX_STEPS
 from diffc.codec.bitsback.coding import DEFAULT_CONTEXT, DEFAULT_MAX_GROUP, DEFAULT_PATCH, DEFAULT_STEPS, Coding
 from diffc.codec.bitsback.groups import ImageStats, Progress, pop_image, push_image
 from diffc.codec.denoiser import Denoiser
+from diffc.codec.fixed_point import require_integer, stream_hash
 from diffc.codec.images import as_image, check_crc32, float_numerics_error, image_crc32
 from diffc.codec.result import StreamSize
-from diffc.models import registry
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,9 @@ def encode(
         "max_group": max_group, "context": context,
     }
     params["exact"] = int(exact)
-    header = bitstreams.Header(Mode.LOSSLESS_VDM, *image.shape, seed, den.name, _stream_hash(den, exact), params)
+    header = bitstreams.Header(Mode.LOSSLESS_VDM, *image.shape, seed, den.name, stream_hash(den, exact), params)
     data = bitstreams.write(header, [stack.to_bytes()])
     return EncodeResult(data, stats, time.perf_counter() - start)
-
-
-def _stream_hash(den: Denoiser, exact: bool) -> bytes:
-    """How a stream names its model: the integer network's hash for exact streams."""
-    return registry.stream_hash(den.integer_sha256) if exact else den.hash8
 
 
 def _checked_params(header: bitstreams.Header) -> Mapping[str, int]:
@@ -93,10 +88,9 @@ def decode(data: bytes, den: Denoiser, progress: Progress | None = None) -> np.n
     container = bitstreams.read(data)
     header = container.header
     exact = header.params.get("exact", 0) == 1
-    if exact and den.integer is None:
-        raise bitstreams.StreamMismatchError(
-            f"the stream was made with the integer network of {header.model_id}; model {den.name} has none")
-    bitstreams.require_source(header, Mode.LOSSLESS_VDM, den.name, _stream_hash(den, exact))
+    if exact:
+        require_integer(den, header.model_id)
+    bitstreams.require_source(header, Mode.LOSSLESS_VDM, den.name, stream_hash(den, exact))
     p = _checked_params(header)
     if len(container.chunks) != 1:
         raise bitstreams.CorruptStreamError(f"a lossless-vdm stream has 1 chunk, not {len(container.chunks)}")
