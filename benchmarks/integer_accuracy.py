@@ -1,8 +1,10 @@
 """What the integer denoiser costs: the T-step negative ELBO (bits/dim) of validation crops with the
 float U-Net and with its integer version (``models/integer_unet.py``), same crops, times and noise.
+The integer network is the model's own (``diffc models MODEL --quantise DIR``), or, for a model
+without one, quantised here on ``--calibrate``'s images.
 
     python benchmarks/integer_accuracy.py --model default --val ../shared/data/cid22/val \
-        --calibrate ../shared/data/cid22/train --crops 128 --crop 32 --json docs/results/integer-accuracy.json
+        --crops 128 --crop 32 --json docs/results/integer-accuracy.json
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diffc.models import checkpoint, data, integer_unet, registry, vdm
+from diffc.models import checkpoint, data, integer_export, integer_unet, registry, vdm
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
     ap.add_argument("--val", type=Path, required=True, help="validation image folder")
-    ap.add_argument("--calibrate", type=Path, required=True, help="image folder for the activation scales")
+    ap.add_argument("--calibrate", type=Path, help="image folder for the activation scales of a model "
+                    "without an integer network")
     ap.add_argument("--crops", type=int, default=128)
     ap.add_argument("--crop", type=int, default=32)
     ap.add_argument("--calibration-crops", type=int, default=32)
@@ -33,17 +36,19 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
-    config, params, card = checkpoint.load_model(registry.resolve(args.model), "vdm")
+    path = registry.resolve(args.model)
+    config, params, card = checkpoint.load_model(path, "vdm")
     gamma_fn, eps_fn = vdm.bound_fns(config, params)
-    calib = data.fixed_crops([data.load_image(p) for p in data.list_images([args.calibrate])],
-                             args.crop, args.calibration_crops, seed=1)
-    x = vdm.pixels_to_x(calib)
-    key = jax.random.PRNGKey(7)
-    t = vdm.low_discrepancy_times(key, len(calib))
-    gammas = gamma_fn(t)
-    z = vdm.diffuse(x, gammas, jax.random.normal(jax.random.fold_in(key, 1), x.shape))
     start = time.monotonic()
-    net = integer_unet.quantise(config, params, np.asarray(z), np.asarray(gammas))
+    stored = checkpoint.read_integer(path)
+    if stored is not None:
+        net, calibration = integer_unet.from_bytes(config, stored[0]), stored[1]
+    elif args.calibrate is None:
+        ap.error(f"{args.model} has no integer network: pass --calibrate DIR")
+    else:
+        blob, calibration = integer_export.quantise(path, [args.calibrate], crops=args.calibration_crops,
+                                                    crop=args.crop)
+        net = integer_unet.from_bytes(config, blob)
     quantise_s = time.monotonic() - start
 
     int_eps = jax.jit(net.eps)
@@ -67,6 +72,7 @@ def main() -> None:
     result.update(
         ratio=result["integer"] / result["float"], model=card.get("name"), sha256=card["sha256"],
         crops=args.crops, crop=args.crop, steps=args.steps, repeats=args.repeats, quantise_s=round(quantise_s, 1),
+        integer_sha256=calibration.get("sha256"), calibration=calibration.get("calibration"),
     )
     print(json.dumps(result, indent=2))
     if args.json:

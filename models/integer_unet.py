@@ -29,7 +29,9 @@ Number formats (every scale is fixed when the model is quantised and stored with
 
 ``quantise`` turns a float checkpoint into an ``IntegerUNet`` (calibrating each activation scale
 on data, layer after layer through the integer network itself, so that each scale sees the errors
-of the layers before it); ``IntegerUNet.eps`` is the jit-able integer forward.
+of the layers before it); ``IntegerUNet.eps`` is the jit-able integer forward. The ARDM's integer
+network (``integer_ardm``) shares ``Runner``, ``embedding_mlp``, ``trunk`` and the serialisation
+(``layers_to_bytes``), as the float networks share ``unet.trunk``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ import numpy as np
 from flax import serialization
 
 from diffc.models import integer_ops as ops
-from diffc.models.configs import VDMConfig
+from diffc.models.configs import ARDMConfig, VDMConfig
 from diffc.models.unet import depth_to_space as _depth_to_space
 from diffc.models.unet import space_to_depth as _space_to_depth
 from diffc.models.unet import upsample as _upsample
@@ -128,6 +130,16 @@ def _quantise_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.round(w / step), -INT8_MAX, INT8_MAX).astype(np.int8), step
 
 
+def _quantise_weight_fine(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int8 weights, their per-output-channel steps and an int8 correction in 1/128ths of a step
+    (|w / step - coarse| <= 1/2, so |fine| <= 64): w ~ (coarse + fine / 128) step, about 15 bits.
+    For the stem, whose int8 rounding alone costs 2% bits/dim on a well-trained vdm-small
+    (docs/portability.md): it reads z, and at low noise eps_hat depends on z to 1e-3 of sigma."""
+    coarse, step = _quantise_weight(w)
+    fine = np.round((np.asarray(w, np.float64) / step - coarse) * 128)
+    return coarse, np.clip(fine, -64, 64).astype(np.int8), step
+
+
 def _real(x: jax.Array, step: float | np.ndarray) -> np.ndarray:
     """The real values of a fixed-point tensor (calibration only)."""
     return np.asarray(x, np.float64) * np.asarray(step, np.float64)
@@ -145,10 +157,10 @@ class IntegerUNet:
     def eps(self, z: jax.Array, code: jax.Array) -> jax.Array:
         """int32 z_t (B, H, W, C) with ``Z_FRAC`` fraction bits and (B,) int32 gamma codes ->
         int32 eps_hat (B, H, W, C) with ``EPS_FRAC`` fraction bits."""
-        return _forward(self.config, _Runner(self.layers, None, self.float_path), z, code)
+        return _forward(self.config, Runner(self.layers, None, self.float_path), z, code)
 
 
-class _Runner:
+class Runner:
     """The forward's view of the model: the stored layers, or (quantising) the float parameters
     from which each layer is made, and each step calibrated, the first time the forward reaches it."""
 
@@ -286,7 +298,19 @@ def _sin_cos(phase: jax.Array, table: jax.Array) -> tuple[jax.Array, jax.Array]:
     return ops.lookup(phase & mask, table, 0), ops.lookup((phase + quarter) & mask, table, 0)
 
 
-def _step_embedding(cfg: VDMConfig, run: _Runner, code: jax.Array) -> tuple[jax.Array, float]:
+def embedding_mlp(run: Runner, index: jax.Array, table: jax.Array) -> tuple[jax.Array, float]:
+    """``unet.step_embedding`` from its sinusoids' phases, given as int32 indices (B, E / 2) into the
+    2^12-entry sine ``table``: int16 (B, 4E) and its step. The VDM and ARDM networks share it; they
+    differ only in how the phase follows from the noise level or the step."""
+    s, c = _sin_cos(index, table)
+    h = jnp.concatenate([s, c], axis=-1).astype(jnp.int16)  # (B, E), step 1/32767
+    h, step = run.linear("Dense_0", h, 1.0 / INT16_MAX, conv=False)
+    h, step = run.swish("Dense_0", h, step)
+    h, step = run.linear("Dense_1", h, step, conv=False)
+    return run.to_act("Dense_1/out", h, step)
+
+
+def _step_embedding(cfg: VDMConfig, run: Runner, code: jax.Array) -> tuple[jax.Array, float]:
     """``unet.step_embedding`` of the gamma code: int16 (B, 4E) and its step."""
     if "embedding" not in run.layers:
         a, b = _embedding_phases(cfg)
@@ -294,12 +318,7 @@ def _step_embedding(cfg: VDMConfig, run: _Runner, code: jax.Array) -> tuple[jax.
     emb = run.layers["embedding"]
     phase = jnp.asarray(code, jnp.uint32)[:, None] * jnp.asarray(emb["a"]) + jnp.asarray(emb["b"])
     index = (phase >> (32 - PHASE_BITS)).astype(jnp.int32)
-    s, c = _sin_cos(index, jnp.asarray(emb["table"]))
-    h = jnp.concatenate([s, c], axis=-1).astype(jnp.int16)  # (B, E), step 1/32767
-    h, step = run.linear("Dense_0", h, 1.0 / INT16_MAX, conv=False)
-    h, step = run.swish("Dense_0", h, step)
-    h, step = run.linear("Dense_1", h, step, conv=False)
-    return run.to_act("Dense_1/out", h, step)
+    return embedding_mlp(run, index, jnp.asarray(emb["table"]))
 
 
 def _phase(z: jax.Array, n: int) -> jax.Array:
@@ -317,23 +336,54 @@ def _fourier(z: jax.Array, exponents: tuple[int, ...], table: jax.Array) -> jax.
     return jnp.concatenate([*sines, *cosines], axis=-1).astype(jnp.int16)
 
 
-def _forward(cfg: VDMConfig, run: _Runner, z: jax.Array, code: jax.Array) -> jax.Array:
+def _res_block(run: Runner, names: Names, x: jax.Array, x_step: float, features: int, emb: jax.Array,
+               emb_step: float) -> tuple[jax.Array, float]:
+    """``unet.ResBlock``: the next block by Flax's naming, its output at a calibrated step."""
+    block = names.next("ResBlock")
+    a, a_step = run.norm_swish(f"{block}/LayerNorm_0", x)
+    first, step = run.linear(f"{block}/Conv_0", a, a_step)
+    proj, _ = run.linear(f"{block}/Dense_0", emb, emb_step, step, conv=False)  # in Conv_0's step
+    h = jnp.clip(first + proj[:, None, None, :], -STREAM_MAX, STREAM_MAX)
+    a, a_step = run.norm_swish(f"{block}/LayerNorm_1", h)
+    h, h_step = run.linear(f"{block}/Conv_1", a, a_step)
+    if x.shape[-1] != features:
+        xq, xq_step = run.to_act(f"{block}/Conv_2/in", x, x_step)
+        x, x_step = run.linear(f"{block}/Conv_2", xq, xq_step)
+    return run.join(f"{block}/out", [(x, x_step), (h, h_step)], add=True)
+
+
+def trunk(cfg: VDMConfig | ARDMConfig, run: Runner, h: jax.Array, step: float, emb: jax.Array, emb_step: float,
+          names: Names) -> tuple[jax.Array, float]:
+    """``unet.trunk`` after its stem: from the stem's output h (int32, step ``step``) to the
+    normalised features, int16 codes and their step. The VDM and ARDM networks share it (their
+    stems differ); ``names`` has counted the stem's Conv."""
+    skips = [(h, step)]
+    mults = cfg.channel_mults
+    for level, mult in enumerate(mults):
+        for _ in range(cfg.blocks):
+            h, step = _res_block(run, names, h, step, cfg.channels * mult, emb, emb_step)
+            skips.append((h, step))
+        if level < len(mults) - 1:
+            conv = names.next("Conv")
+            xq, xq_step = run.to_act(f"{conv}/in", _space_to_depth(h), step)
+            h, step = run.linear(conv, xq, xq_step)
+            skips.append((h, step))
+    h, step = _res_block(run, names, h, step, h.shape[-1], emb, emb_step)
+    for level, mult in reversed(list(enumerate(mults))):
+        for _ in range(cfg.blocks + 1):
+            block = f"ResBlock_{names.counts['ResBlock']}"
+            h, step = run.join(f"{block}/in", [(h, step), skips.pop()], add=False)
+            h, step = _res_block(run, names, h, step, cfg.channels * mult, emb, emb_step)
+        if level > 0:
+            conv = names.next("Conv")
+            xq, xq_step = run.to_act(f"{conv}/in", h, step)
+            h, step = run.linear(conv, _upsample(xq), xq_step)
+    return run.norm_swish("LayerNorm_0", h)
+
+
+def _forward(cfg: VDMConfig, run: Runner, z: jax.Array, code: jax.Array) -> jax.Array:
     emb, emb_step = _step_embedding(cfg, run, code)
-    names = _Names()
-
-    def res_block(x: jax.Array, x_step: float, features: int) -> tuple[jax.Array, float]:
-        block = names.next("ResBlock")
-        a, a_step = run.norm_swish(f"{block}/LayerNorm_0", x)
-        first, step = run.linear(f"{block}/Conv_0", a, a_step)
-        proj, _ = run.linear(f"{block}/Dense_0", emb, emb_step, step, conv=False)  # in Conv_0's step
-        h = jnp.clip(first + proj[:, None, None, :], -STREAM_MAX, STREAM_MAX)
-        a, a_step = run.norm_swish(f"{block}/LayerNorm_1", h)
-        h, h_step = run.linear(f"{block}/Conv_1", a, a_step)
-        if x.shape[-1] != features:
-            xq, xq_step = run.to_act(f"{block}/Conv_2/in", x, x_step)
-            x, x_step = run.linear(f"{block}/Conv_2", xq, xq_step)
-        return run.join(f"{block}/out", [(x, x_step), (h, h_step)], add=True)
-
+    names = Names()
     z = jnp.asarray(z, jnp.int32)
     if "fourier" not in run.layers:
         run.layers["fourier"] = {"table": sine_table(INT16_MAX)}
@@ -344,36 +394,14 @@ def _forward(cfg: VDMConfig, run: _Runner, z: jax.Array, code: jax.Array) -> jax
     for _ in range(cfg.patch_levels):
         zz, four = _space_to_depth(zz), _space_to_depth(four)
     h, step = _stem(cfg, run, zz, four, names)
-
-    skips = [(h, step)]
-    mults = cfg.channel_mults
-    for level, mult in enumerate(mults):
-        for _ in range(cfg.blocks):
-            h, step = res_block(h, step, cfg.channels * mult)
-            skips.append((h, step))
-        if level < len(mults) - 1:
-            conv = names.next("Conv")
-            xq, xq_step = run.to_act(f"{conv}/in", _space_to_depth(h), step)
-            h, step = run.linear(conv, xq, xq_step)
-            skips.append((h, step))
-    h, step = res_block(h, step, h.shape[-1])
-    for level, mult in reversed(list(enumerate(mults))):
-        for _ in range(cfg.blocks + 1):
-            block = f"ResBlock_{names.counts['ResBlock']}"
-            h, step = run.join(f"{block}/in", [(h, step), skips.pop()], add=False)
-            h, step = res_block(h, step, cfg.channels * mult)
-        if level > 0:
-            conv = names.next("Conv")
-            xq, xq_step = run.to_act(f"{conv}/in", h, step)
-            h, step = run.linear(conv, _upsample(xq), xq_step)
-    a, a_step = run.norm_swish("LayerNorm_0", h)
+    a, a_step = trunk(cfg, run, h, step, emb, emb_step, names)
     out, _ = run.linear(names.next("Conv"), a, a_step, 2.0**-EPS_FRAC)
     for _ in range(cfg.patch_levels):
         out = _depth_to_space(out)
     return out + (z16.astype(jnp.int32) << (EPS_FRAC - Z16_FRAC))
 
 
-class _Names:
+class Names:
     """Flax's automatic layer names (``Conv_0``, ``ResBlock_3``, ...) in the order the float
     network creates them."""
 
@@ -386,9 +414,10 @@ class _Names:
         return f"{kind}_{n}"
 
 
-def _stem(cfg: VDMConfig, run: _Runner, z: jax.Array, four: jax.Array, names: _Names) -> tuple[jax.Array, float]:
+def _stem(cfg: VDMConfig, run: Runner, z: jax.Array, four: jax.Array, names: Names) -> tuple[jax.Array, float]:
     """The first 3x3 conv over [z, Fourier features] (folded into patches): z's and the features'
-    int16 channels through their slices of the kernel, each brought to the output's step."""
+    int16 channels through their slices of the kernel, in coarse and fine int8 parts
+    (``_quantise_weight_fine``), each of the four accumulators brought to the output's step."""
     conv = names.next("Conv")
     if conv not in run.layers:
         p = run.param(conv)
@@ -397,20 +426,27 @@ def _stem(cfg: VDMConfig, run: _Runner, z: jax.Array, four: jax.Array, names: _N
         idx = np.arange(p["kernel"].shape[2]).reshape(-1, c_in * (1 + 2 * len(cfg.fourier)))
         z_idx, f_idx = idx[:, :c_in].reshape(-1), idx[:, c_in:].reshape(-1)
         kernel = np.asarray(p["kernel"], np.float64)
-        wz, sz = _quantise_weight(kernel[:, :, z_idx])
-        wf, sf = _quantise_weight(kernel[:, :, f_idx])
-        run.layers[conv] = {"wz": wz, "wf": wf, "z_step": sz * 2.0**-Z16_FRAC, "f_step": sf / INT16_MAX,
+        wz, wz_fine, sz = _quantise_weight_fine(kernel[:, :, z_idx])
+        wf, wf_fine, sf = _quantise_weight_fine(kernel[:, :, f_idx])
+        run.layers[conv] = {"wz": wz, "wz_fine": wz_fine, "wf": wf, "wf_fine": wf_fine,
+                            "z_step": sz * 2.0**-Z16_FRAC, "f_step": sf / INT16_MAX,
                             "bias": np.asarray(p["bias"], np.float64)}
     layer = run.layers[conv]
-    acc_z = ops.int16_conv2d(z, jnp.asarray(layer["wz"]), "SAME", conv=run.conv_fn())
-    acc_f = ops.int16_conv2d(four, jnp.asarray(layer["wf"]), "SAME", conv=run.conv_fn())
+    parts = {  # accumulator -> its real step: coarse and fine weights on z and on the features
+        "rz": (z, "wz", layer["z_step"]), "rz_fine": (z, "wz_fine", layer["z_step"] / 128),
+        "rf": (four, "wf", layer["f_step"]), "rf_fine": (four, "wf_fine", layer["f_step"] / 128),
+    }
+    accs = {name: ops.int16_conv2d(x, jnp.asarray(layer[w]), "SAME", conv=run.conv_fn())
+            for name, (x, w, _) in parts.items()}
     if "step" not in layer:
-        real = lambda: _real(acc_z, layer["z_step"]) + _real(acc_f, layer["f_step"]) + layer["bias"]  # noqa: E731
+        real = lambda: sum(_real(accs[n], parts[n][2]) for n in parts) + layer["bias"]  # noqa: E731
         step = run.stream_step(conv, real)
-        layer.update(step=step, rz=Requant.of(layer["z_step"] / step), rf=Requant.of(layer["f_step"] / step),
-                     b=np.round(layer["bias"] / step).astype(np.int32))
-    h = layer["rz"](acc_z) + layer["rf"](acc_f) + jnp.asarray(layer["b"])
-    return jnp.clip(h, -STREAM_MAX, STREAM_MAX), layer["step"]
+        layer.update(step=step, b=np.round(layer["bias"] / step).astype(np.int32),
+                     **{n: Requant.of(parts[n][2] / step) for n in parts})
+    h = jnp.clip(jnp.asarray(layer["b"]), -STREAM_MAX, STREAM_MAX)
+    for n in parts:  # each sum of two values within STREAM_MAX stays inside int32
+        h = jnp.clip(h + layer[n](accs[n]), -STREAM_MAX, STREAM_MAX)
+    return h, layer["step"]
 
 
 def to_fixed(z: np.ndarray | jax.Array) -> jax.Array:
@@ -425,30 +461,30 @@ def gamma_codes(gamma: np.ndarray | jax.Array) -> jax.Array:
     return jnp.clip(code, 0, (1 << 16) - 1).astype(jnp.int32)
 
 
-FORMAT = "diffc-integer-unet/1"
+FORMAT = "diffc-integer-unet/2"  # 2: the stem's weights in coarse and fine int8 parts
 
 
-def to_bytes(net: IntegerUNet) -> bytes:
-    """The integer model as msgpack: every array and integer of ``layers`` (a ``Requant`` as its
-    three fields), so that a decoder rebuilds it without computing anything; the real steps that
-    calibration chose ride along as documentation (the forward never reads them)."""
+def layers_to_bytes(fmt: str, layers: dict[str, Any]) -> bytes:
+    """An integer network's layers as msgpack under format name ``fmt``: every array and integer (a
+    ``Requant`` as its three fields), so that a decoder rebuilds it without computing anything; the
+    real steps that calibration chose ride along as documentation (the forward never reads them)."""
     def plain(node: Any) -> Any:
         if isinstance(node, Requant):
             return {"multiplier": node.multiplier, "shift": node.shift, "gain": node.gain}
         if isinstance(node, dict):
             return {k: plain(v) for k, v in node.items()}
         return node
-    return serialization.msgpack_serialize({"format": FORMAT, "layers": plain(net.layers)})
+    return serialization.msgpack_serialize({"format": fmt, "layers": plain(layers)})
 
 
-def from_bytes(config: VDMConfig, data: bytes) -> IntegerUNet:
-    """The model ``to_bytes`` wrote; ValueError if ``data`` is not one."""
+def layers_from_bytes(fmt: str, data: bytes) -> dict[str, Any]:
+    """The layers ``layers_to_bytes`` wrote under format ``fmt``; ValueError if ``data`` is not that."""
     try:
         state = serialization.msgpack_restore(data)
     except Exception as err:  # msgpack raises several unrelated types on bad bytes
         raise ValueError(f"not an integer model: {err}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"not an integer model of format {FORMAT}")
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise ValueError(f"not an integer model of format {fmt}")
 
     def typed(node: Any) -> Any:
         if isinstance(node, dict) and set(node) == {"multiplier", "shift", "gain"}:
@@ -457,7 +493,17 @@ def from_bytes(config: VDMConfig, data: bytes) -> IntegerUNet:
         if isinstance(node, dict):
             return {k: typed(v) for k, v in node.items()}
         return node
-    return IntegerUNet(config, typed(state["layers"]))
+    return typed(state["layers"])
+
+
+def to_bytes(net: IntegerUNet) -> bytes:
+    """The integer model as msgpack (``layers_to_bytes``, format ``FORMAT``)."""
+    return layers_to_bytes(FORMAT, net.layers)
+
+
+def from_bytes(config: VDMConfig, data: bytes) -> IntegerUNet:
+    """The model ``to_bytes`` wrote; ValueError if ``data`` is not one."""
+    return IntegerUNet(config, layers_from_bytes(FORMAT, data))
 
 
 def quantise(config: VDMConfig, params: dict[str, Any], z: np.ndarray, gamma: np.ndarray) -> IntegerUNet:
@@ -466,5 +512,5 @@ def quantise(config: VDMConfig, params: dict[str, Any], z: np.ndarray, gamma: np
     levels ``gamma`` (B,), in forward order through the integer network itself."""
     layers: dict[str, Any] = {}
     source = jax.tree.map(lambda a: np.asarray(a, np.float32), params["unet"])
-    _forward(config, _Runner(layers, source, calibration=Calibration()), to_fixed(z), gamma_codes(gamma))
+    _forward(config, Runner(layers, source, calibration=Calibration()), to_fixed(z), gamma_codes(gamma))
     return IntegerUNet(config, layers)

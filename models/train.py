@@ -39,8 +39,8 @@ from diffc.models import checkpoint, data, families
 from diffc.models.configs import Recipe
 
 CPU_NOTE = (
-    "Trained on a 2-core CPU within one session: a placeholder. A GPU run of the same command "
-    "(a larger config, for an hour on an H100) should replace it."
+    "Trained on 2-core CPUs, resumed from session to session at the lowest priority (sessions and "
+    "cpu_time_s say how long). A GPU run of the same command with a larger config should replace it."
 )
 
 
