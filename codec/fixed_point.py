@@ -6,6 +6,7 @@ constants, and the VDM prior step p(z_s | z_t) in fixed point (issue 19).
 - ``schedule_constants``: alpha, sigma and c of a chain, by scipy (float streams) or by 40-digit
   decimal arithmetic, whose exp, sqrt and division are correctly rounded and so the same on
   every machine (exact streams).
+- ``integer_eps``: the integer network on a latent of any size.
 - ``prior_step`` / ``prior_mean`` / ``draw``: p(z_s | z_t) = N(a z_t + b x_hat, std^2) (VDM eq. 27,
   32-33) on int64 fixed-point latents, from the integer network's eps_hat and decimal constants,
   so that a sample mean + std n (n a generator normal, a multiple of 2^-16) is an integer that
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
+import jax.numpy as jnp
 import numpy as np
 from scipy import special
 
@@ -129,6 +131,17 @@ def sigma_fixed(code: int) -> int:
     with localcontext() as ctx:
         ctx.prec = DECIMAL_DIGITS
         return _fixed(_alpha_sigma(Decimal(code) / int(GAMMA_SCALE) + int(GAMMA_LO))[1], CONST_FRAC)
+
+
+def integer_eps(den: Denoiser, z: np.ndarray, code: int) -> np.ndarray:
+    """The integer network's eps_hat (int64, ``EPS_FRAC`` fraction bits) of z (1, H, W, 3), int
+    with ``Z_FRAC`` fraction bits and |z| <= ``Z_MAX``, at gamma code ``code``: reflect-padded to
+    the U-Net's multiple (as the float network pads its input) and cropped back, so any size runs."""
+    h, w = z.shape[1:3]
+    m = den.config.multiple
+    padded = np.pad(z, ((0, 0), (0, -h % m), (0, -w % m), (0, 0)), mode="reflect").astype(np.int32)
+    eps = den.integer_eps(jnp.asarray(padded), jnp.full((1,), code, jnp.int32))
+    return np.asarray(eps, np.int64)[:, :h, :w]
 
 
 def _round_shift(v: np.ndarray, bits: int) -> np.ndarray:

@@ -374,16 +374,7 @@ class ExactPath:
 
     def prior(self, z: np.ndarray, level_t: int, level_s: int) -> tuple[np.ndarray, int]:
         step = fixed_point.prior_step(level_t, level_s)
-        return fixed_point.prior_mean(step, z, self._eps(z, level_t)), step.std
-
-    def _eps(self, z: np.ndarray, code: int) -> np.ndarray:
-        """The integer eps_hat of z (1, H, W, 3), reflect-padded to the U-Net's multiple (as the
-        float network pads) and cropped back."""
-        h, w = z.shape[1:3]
-        m = self.den.config.multiple
-        padded = np.pad(z, ((0, 0), (0, -h % m), (0, -w % m), (0, 0)), mode="reflect").astype(np.int32)
-        eps = self.den.integer_eps(jnp.asarray(padded), jnp.full((1,), code, jnp.int32))
-        return np.asarray(eps, np.int64)[:, :h, :w]
+        return fixed_point.prior_mean(step, z, fixed_point.integer_eps(self.den, z, level_t)), step.std
 
     def standardised(self, aim: jax.Array, mean: np.ndarray, std: int) -> np.ndarray:
         mean_f = mean * 2.0**-fixed_point.MEAN_FRAC
