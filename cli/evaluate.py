@@ -55,8 +55,8 @@ def _rates(text: str) -> list[float]:
     return rates
 
 
-def _shard(text: str | None) -> shards.Shard | None:
-    """--shard I/N, or None for every image."""
+def parse_shard(text: str | None) -> shards.Shard | None:
+    """--shard I/N, or None for everything: one parser and one error for every command that shards."""
     if text is None:
         return None
     try:
@@ -158,7 +158,7 @@ def rd(
       diffc eval rd --data kodak --crop 256 --shard 3/4 --out results/kodak-256-3
     """
     mode_list = _names(modes, "--modes", contenders.MODES)
-    part = _shard(shard)
+    part = parse_shard(shard)
     rates = _rates(bpp)
     families = _names(codec_names, "--codecs", baselines.FAMILIES)
     methods = _names(method or contenders.METHODS[0], "--method", contenders.METHODS)
