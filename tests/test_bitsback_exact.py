@@ -60,6 +60,15 @@ def test_exact_stream_needs_the_integer_network(stream):
         bitsback.decode(result.data, _denoiser(with_integer=False))
 
 
+def test_exact_windows_of_any_size(den):
+    """Patches and windows that are not multiples of the U-Net's 2x2 folding (3x3 patches of a 9x7
+    image) run through the integer network reflect-padded, as the float network pads."""
+    image = smooth_image(9, 7, 3, seed=2)
+    result = bitsback.encode(image, den, steps=STEPS, patch_size=3, context=2, seed=4)
+    assert bitstreams.read(result.data).header.params["exact"] == 1
+    np.testing.assert_array_equal(bitsback.decode(result.data, den), image)
+
+
 _CHILD = """
 import sys
 import numpy as np

@@ -29,7 +29,7 @@ from diffc.codec.bitsback.dither import Dithered, dithered, uniforms
 from diffc.codec.bitsback.numerics import model_input, pop_pixels, push_pixels
 from diffc.codec.bitsback.windows import Window
 from diffc.codec.denoiser import Denoiser
-from diffc.codec.fixed_point import gamma_code
+from diffc.codec.fixed_point import gamma_code, integer_eps
 from diffc.models import integer_unet
 
 # --- the chain's distributions, on the latents' grids (latents are int64 grid indices) ---------
@@ -76,10 +76,9 @@ def _exact_model(den: Denoiser, chain: Chain, i: int, z: np.ndarray, window: Win
     """p(z_(i-1) | z_i) (VDM eq. 27) by the integer network: (means in z_(i-1)'s bins, std in
     bins, support radius). The network's input and output are integers; what follows is float64
     products, sums, a division and a clip, each correctly rounded: the same on every machine."""
-    code = np.array([gamma_code(float(chain.gammas[i]))], np.int32)
-    eps = np.asarray(den.integer_eps(window.latents_fixed(chain, i, z), code), np.float64)
+    eps = integer_eps(den, window.latents_fixed(chain, i, z), gamma_code(float(chain.gammas[i])))
     h, w = z.shape[1:3]
-    eps = eps[:, :h, :w] * 2.0**-integer_unet.EPS_FRAC
+    eps = eps[:, :h, :w].astype(np.float64) * 2.0**-integer_unet.EPS_FRAC
     z_t = z * chain.widths[i]
     x_hat = np.clip((z_t - chain.sigmas[i] * eps) / chain.alphas[i], -1.0, 1.0)
     a_s, c = chain.alphas[i - 1], chain.c[i - 1]
