@@ -37,13 +37,18 @@ def describe(container: bitstreams.Container) -> dict[str, Any]:
     }
 
 
+def _hash_label(facts: dict[str, Any]) -> str:
+    """What the header's hash names: the integer network for exact streams, else the weights."""
+    return "integer network" if facts["params"].get("exact") == 1 else "weights"
+
+
 def format_text(facts: dict[str, Any]) -> str:
     params = ", ".join(f"{k}={v}" for k, v in facts["params"].items()) or "none"
     chunks = facts["chunks"]
     lines = [
         f"format      dfc version {facts['format_version']}, {facts['mode']}",
         f"image       {facts['width']}x{facts['height']}, {facts['channels']} channel(s)",
-        f"model       {facts['model_id']} (weights {facts['model_hash']})",
+        f"model       {facts['model_id']} ({_hash_label(facts)} {facts['model_hash']})",
         f"seed        {facts['seed']}",
         f"parameters  {params}",
         f"size        {facts['total_bytes']} bytes ({facts['header_bytes']} header), "

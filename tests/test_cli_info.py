@@ -287,3 +287,12 @@ def test_console_script_reads_stdin() -> None:
     assert done.returncode == 1
     assert done.stdout == b""
     assert done.stderr == b"diffc: error: not a diffc stream (missing the 'DFC' magic)\n"
+
+
+def test_info_names_the_integer_network_of_an_exact_stream(capsys, tmp_path: Path) -> None:
+    header = Header(Mode.LOSSLESS_VDM, 8, 8, 3, 0, "vdm-tiny", HASH, {"steps": 3, "exact": 1})
+    path = tmp_path / "exact.dfc"
+    path.write_bytes(bitstreams.write(header, [b"x" * 8]))
+    code, out, err = run(capsys, "info", str(path))
+    assert (code, err) == (0, "")
+    assert "model       vdm-tiny (integer network 0123456789abcdef)" in out.splitlines()
