@@ -1,5 +1,6 @@
 """Small things several test files use: test images and fast compilation."""
 
+import functools
 import io
 import os
 from pathlib import Path
@@ -10,6 +11,10 @@ import numpy as np
 from PIL import Image
 
 from diffc import samples
+from diffc.codec.denoiser import Denoiser
+from diffc.models import configs, integer_unet, vdm
+
+TINY = configs.get_config("tiny")
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
@@ -76,3 +81,21 @@ class RawCodec:
 
 def raw_codecs(failing_height: int) -> list[RawCodec]:
     return [RawCodec(failing_height)]
+
+
+@functools.lru_cache(maxsize=2)
+def tiny_exact_denoiser(with_integer: bool = True) -> Denoiser:
+    """The tiny config with random weights (coding must be exact whatever the model) and, unless
+    ``with_integer`` is false, its integer network calibrated on random latents; built once per
+    test session (quantising takes most of a minute on 2 cores)."""
+    params = vdm.init_params(TINY, 0)
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    params = jax.tree.unflatten(tree, [a + 0.05 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)])
+    if not with_integer:
+        return Denoiser(TINY, params, "tiny-exact", "cd" * 32)
+    x = vdm.pixels_to_x(np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8))
+    gamma = np.linspace(TINY.gamma_min, TINY.gamma_max, 4).astype(np.float32)
+    z = vdm.diffuse(x, gamma, jax.random.normal(jax.random.PRNGKey(2), x.shape))
+    net = integer_unet.quantise(TINY, params, np.asarray(z), gamma)
+    return Denoiser(TINY, params, "tiny-exact", "cd" * 32, net, "ab" * 32)

@@ -12,32 +12,15 @@ from flax import serialization
 
 from diffc import bitstreams
 from diffc.codec import bitsback
-from diffc.codec.denoiser import Denoiser
-from diffc.models import configs, integer_unet, vdm
-from helpers import smooth_image
+from diffc.models import integer_unet
+from helpers import smooth_image, tiny_exact_denoiser
 
-TINY = configs.get_config("tiny")
 STEPS, PATCH = 3, 8
-
-
-def _denoiser(with_integer: bool = True) -> Denoiser:
-    params = vdm.init_params(TINY, 0)
-    leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-    params = jax.tree.unflatten(tree, [a + 0.05 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)])
-    if not with_integer:
-        return Denoiser(TINY, params, "tiny-exact", "cd" * 32)
-    rng = np.random.default_rng(0)
-    x = vdm.pixels_to_x(rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8))
-    gamma = np.linspace(TINY.gamma_min, TINY.gamma_max, 4).astype(np.float32)
-    z = vdm.diffuse(x, gamma, jax.random.normal(jax.random.PRNGKey(2), x.shape))
-    net = integer_unet.quantise(TINY, params, np.asarray(z), gamma)
-    return Denoiser(TINY, params, "tiny-exact", "cd" * 32, net, "ab" * 32)
 
 
 @pytest.fixture(scope="module")
 def den():
-    return _denoiser()
+    return tiny_exact_denoiser()
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +40,7 @@ def test_exact_stream_round_trips_and_says_so(den, stream):
 def test_exact_stream_needs_the_integer_network(stream):
     _, result = stream
     with pytest.raises(bitstreams.StreamMismatchError, match="integer network"):
-        bitsback.decode(result.data, _denoiser(with_integer=False))
+        bitsback.decode(result.data, tiny_exact_denoiser(with_integer=False))
 
 
 def test_exact_windows_of_any_size(den):

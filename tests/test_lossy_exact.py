@@ -19,32 +19,16 @@ from diffc import bitstreams
 from diffc.codec import entropy, fixed_point, lossy, rcc
 from diffc.codec.denoiser import Denoiser
 from diffc.models import configs, integer_unet, vdm
-from helpers import smooth_image
+from helpers import smooth_image, tiny_exact_denoiser
 
 TINY = configs.get_config("tiny")
 # chunks of few bits, so that a 12 x 16 stream has several chunks of steps before its tail
 CONFIG = lossy.LossyConfig(steps=4, rcc=rcc.RccConfig(chunk_bits=5, margin=1), curve_points=4, chunk_share=0.01)
 
 
-def _denoiser(with_integer: bool = True) -> Denoiser:
-    """The tiny config with random weights (coding must be exact whatever the model) and its
-    integer network calibrated on random latents."""
-    params = vdm.init_params(TINY, 0)
-    leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-    params = jax.tree.unflatten(tree, [a + 0.05 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)])
-    if not with_integer:
-        return Denoiser(TINY, params, "tiny-exact", "cd" * 32)
-    x = vdm.pixels_to_x(np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8))
-    gamma = np.linspace(TINY.gamma_min, TINY.gamma_max, 4).astype(np.float32)
-    z = vdm.diffuse(x, gamma, jax.random.normal(jax.random.PRNGKey(2), x.shape))
-    net = integer_unet.quantise(TINY, params, np.asarray(z), gamma)
-    return Denoiser(TINY, params, "tiny-exact", "cd" * 32, net, "ab" * 32)
-
-
 @pytest.fixture(scope="module")
 def den() -> Denoiser:
-    return _denoiser()
+    return tiny_exact_denoiser()
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +71,9 @@ def test_an_exact_stream_needs_the_integer_network(den, stream):
     _, result = stream
     with pytest.raises(bitstreams.StreamMismatchError,
                        match="made with the integer network of tiny-exact; model tiny-exact has none"):
-        lossy.decode_latent(result.data, _denoiser(with_integer=False))
+        lossy.decode_latent(result.data, tiny_exact_denoiser(with_integer=False))
     with pytest.raises(ValueError, match="no integer network"):
-        lossy.encode(smooth_image(4, 4, 3), _denoiser(with_integer=False), bpp=None, config=CONFIG, exact=True)
+        lossy.encode(smooth_image(4, 4, 3), tiny_exact_denoiser(with_integer=False), bpp=None, config=CONFIG, exact=True)
 
 
 def test_exact_tail_costs_about_what_the_float_tail_costs(den, stream):
