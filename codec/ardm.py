@@ -19,14 +19,20 @@ Stack order. The decoder pops the first call's subpixels first, so the encoder p
 call's first; within a call, the subpixels go in order of rank. The encoder knows the whole image,
 so it can run its calls in any order: a call's mask depends only on the order.
 
-Determinism. Both sides call the same jitted ``ardm_network.coded_logits`` on a batch of one image
-of the same shape, with the same levels, step and (padded) index (unknown values are never read), and
-``entropy.categorical_from_logits`` quantises the logits before the float64 softmax, so encoder and
-decoder build the same tables.
+Determinism. Exact streams (header ``exact`` = 1, the default for a prior with an integer
+network) take their categoricals from the integer network (``models.integer_ardm``): int32 masses
+from integer arithmetic alone, summed over a stage's groups in int64 and normalised in integers
+(``entropy.categorical_from_masses``), so they decode bit for bit on any machine
+(docs/portability.md). Float streams (``exact`` = 0, and every stream before format version 6):
+both sides call the same jitted ``ardm_network.coded_logits`` on a batch of one image of the same
+shape, with the same levels, step and (padded) index (unknown values are never read), and
+``entropy.categorical_from_logits`` quantises the logits before the float64 softmax, so encoder
+and decoder build the same tables on the same kind of setup.
 
 The stream is one container chunk: the rANS words. The header carries the model's name and weight
-hash, ``steps`` (the call budget K), ``image_crc32`` and ``order``: the scheme that turns the seed
-into sigma (``ORDER_PCG64``). The loss curve that plans the calls is stored in the checkpoint's
+hash (for exact streams, the integer network's hash), ``steps`` (the call budget K),
+``image_crc32``, ``order``: the scheme that turns the seed into sigma (``ORDER_PCG64``), and
+``exact``. The loss curve that plans the calls is stored in the checkpoint's
 payload (``models.families``), so the weight hash covers it: a decoder holding another curve is
 refused as another model.
 """
@@ -45,11 +51,12 @@ import numpy as np
 
 from diffc import bitstreams
 from diffc.bitstreams import Mode
-from diffc.codec import ardm_plan, entropy
+from diffc.codec import ardm_plan, entropy, fixed_point
 from diffc.codec.images import as_image, check_crc32, float_numerics_error, image_crc32
 from diffc.codec.result import StreamSize
-from diffc.models import ardm_network, checkpoint, registry
+from diffc.models import ardm_network, checkpoint, integer_ardm, registry
 from diffc.models.configs import ARDMConfig
+from diffc.models.integer_ardm import IntegerARDM
 
 DEFAULT_STEPS = 50  # the knee on this CPU with ardm-small: docs/ardm.md
 MAX_STEPS = 4096  # a decoder refuses more
@@ -71,6 +78,8 @@ class ARDMPrior:
     curve: np.ndarray = field(repr=False)
     name: str
     weights_sha256: str
+    integer: IntegerARDM | None = field(default=None, repr=False)  # the exact network, where there is one
+    integer_sha256: str = ""  # its file's sha256: how exact streams name it
 
     @property
     def hash8(self) -> bytes:
@@ -85,7 +94,22 @@ def load(spec: str | Path) -> ARDMPrior:
     path = registry.resolve(spec, "ardm")
     config, payload, card = checkpoint.load_model(path, "ardm")
     curve = np.asarray(payload["loss_curve"], np.float64)
-    return ARDMPrior(config, payload["params"], curve, registry.display_name(path, card), card["sha256"])
+    net, net_sha256 = _integer_network(path, config)
+    name = registry.display_name(path, card)
+    return ARDMPrior(config, payload["params"], curve, name, card["sha256"], net, net_sha256)
+
+
+def _integer_network(path: Path, config: ARDMConfig) -> tuple[IntegerARDM | None, str]:
+    """The checkpoint's integer network and its sha256 (``checkpoint.read_integer``), or (None, "")
+    for a float-only model."""
+    stored = checkpoint.read_integer(path)
+    if stored is None:
+        return None, ""
+    blob, entry = stored
+    try:
+        return integer_ardm.from_bytes(config, blob), entry["sha256"]
+    except ValueError as exc:
+        raise checkpoint.ModelError(f"the integer network of {path} cannot be read ({exc})") from None
 
 
 def order(seed: int, dims: int, stages: int = 1) -> np.ndarray:
@@ -105,10 +129,13 @@ def _ranks(sigma: np.ndarray, dims: int) -> np.ndarray:
     return ranks
 
 
-def _call(prior: ARDMPrior, image: np.ndarray, ranks: np.ndarray, start: int, coded: np.ndarray) -> np.ndarray:
+def _call(
+    prior: ARDMPrior, image: np.ndarray, ranks: np.ndarray, start: int, coded: np.ndarray, exact: bool
+) -> np.ndarray:
     """The network call at global rank ``start`` (0-based) on the (H, W, C) image whose stage
-    orders have ``ranks`` (S, D): the float32 logits (len(coded), 256) of the flat subpixels
-    ``coded`` (``ardm_network.coded_logits``; callers widen them to float64, which is exact): stage s =
+    orders have ``ranks`` (S, D), for the flat subpixels ``coded``: exact, the integer network's
+    int32 masses (len(coded), 256) (``IntegerARDM.coded_masses``); else the float32 logits
+    (``ardm_network.coded_logits``; callers widen them to float64, which is exact). Stage s =
     start // D is the call's; every subpixel knows the earlier stages' bits, and stage s's too if
     its rank in stage s's order is below start - s D. The levels travel as int8 (a quarter of the
     bytes of int32 per call); the index is padded to a power of two, so the call compiles once per
@@ -117,25 +144,31 @@ def _call(prior: ARDMPrior, image: np.ndarray, ranks: np.ndarray, start: int, co
     levels = (stage + (ranks[stage] < within)).astype(np.int8).reshape(image.shape)
     index = np.zeros(1 << max(coded.size - 1, 0).bit_length(), np.int32)
     index[: coded.size] = coded
-    out = ardm_network.coded_logits(
-        prior.params, prior.config, jnp.asarray(image[None]), jnp.asarray(levels[None]),
-        jnp.array([start + 1], jnp.int32), jnp.asarray(index),
-    )
+    k, levels, index = jnp.asarray(image[None]), jnp.asarray(levels[None]), jnp.asarray(index)
+    if exact:
+        out = prior.integer.coded_masses(k, levels, start + 1, index)
+    else:
+        out = ardm_network.coded_logits(prior.params, prior.config, k, levels, jnp.array([start + 1], jnp.int32), index)
     return np.asarray(out)[: coded.size]
 
 
 def _stage_coding(
-    logits: np.ndarray, values: np.ndarray, stage: int, stage_bits: int
+    table: np.ndarray, values: np.ndarray, stage: int, stage_bits: int, exact: bool
 ) -> tuple[np.ndarray, entropy.Categorical]:
     """The symbols (the next ``stage_bits`` bits of ``values``, the 8-bit values of the coded
-    subpixels) and their categoricals from the call's logits (n, 256), given their top
-    stage * stage_bits bits: the categoricals read no other bits of ``values``."""
+    subpixels) and their categoricals from the call's table (n, 256), given their top
+    stage * stage_bits bits: the categoricals read no other bits of ``values``. Exact: the table
+    holds masses, and a symbol's mass is the int64 sum over the values that share its bits;
+    else logits, summed in probability (``entropy.categorical_from_logits``)."""
     known_bits = stage * stage_bits
     prefix = np.right_shift(values.astype(np.int64), 8 - known_bits)
-    group = logits.reshape(logits.shape[0], 1 << known_bits, -1)
+    group = table.reshape(table.shape[0], 1 << known_bits, -1)
     group = np.take_along_axis(group, prefix[:, None, None], axis=1)[:, 0]
+    group = group.reshape(group.shape[0], 1 << stage_bits, -1)  # (n, symbols, values per symbol)
     symbols = np.right_shift(values.astype(np.int64), 8 - known_bits - stage_bits) & ((1 << stage_bits) - 1)
-    return symbols, entropy.categorical_from_logits(group.reshape(group.shape[0], 1 << stage_bits, -1))
+    if exact:
+        return symbols, entropy.categorical_from_masses(group.astype(np.int64).sum(axis=2))
+    return symbols, entropy.categorical_from_logits(group)
 
 
 @dataclass(frozen=True)
@@ -159,12 +192,17 @@ def _plan_bounds(prior: ARDMPrior, dims: int, steps: int) -> np.ndarray:
 
 def encode(
     pixels: np.ndarray, prior: ARDMPrior, *, steps: int = DEFAULT_STEPS, seed: int = 0,
-    progress: Progress | None = None,
+    progress: Progress | None = None, exact: bool | None = None,
 ) -> EncodeResult:
     """Code an (H, W), (H, W, 1) or (H, W, 3) uint8 image exactly with ``prior`` in at most ``steps``
-    network calls, planned with the prior's loss curve; ``seed`` keys the order."""
+    network calls, planned with the prior's loss curve; ``seed`` keys the order. ``exact``
+    (default: whenever the prior has an integer network): the integer path, a stream that decodes
+    on any machine (docs/portability.md), named by the integer network's hash."""
     start = time.perf_counter()
     image = as_image(pixels)
+    exact = prior.integer is not None if exact is None else exact
+    if exact and prior.integer is None:
+        raise ValueError(f"model {prior.name} has no integer network: it cannot make exact streams")
     stages = prior.config.stages
     if not stages <= steps <= MAX_STEPS:
         raise ValueError(f"steps must lie in [{stages}, {MAX_STEPS}] for a model of {stages} stages, not {steps}")
@@ -180,15 +218,24 @@ def encode(
     for i in reversed(range(calls)):
         a, b = int(bounds[i]), int(bounds[i + 1])
         coded = sigma[a:b]
-        logits = _call(prior, image, ranks, a, coded)
-        stack.push(*_stage_coding(logits, flat[coded], a // dims, prior.config.stage_bits))
+        table = _call(prior, image, ranks, a, coded, exact)
+        stack.push(*_stage_coding(table, flat[coded], a // dims, prior.config.stage_bits, exact))
         if progress:
             progress(calls - i, calls)
-    fields = {"steps": steps, "image_crc32": image_crc32(image), "order": ORDER_PCG64, "exact": 0}
-    header = bitstreams.Header(Mode.LOSSLESS_ARDM, *image.shape, seed, prior.name, prior.hash8, fields)
+    fields = {"steps": steps, "image_crc32": image_crc32(image), "order": ORDER_PCG64, "exact": int(exact)}
+    model_hash = fixed_point.stream_hash(prior, exact)
+    header = bitstreams.Header(Mode.LOSSLESS_ARDM, *image.shape, seed, prior.name, model_hash, fields)
     payload = stack.to_bytes()
     data = bitstreams.write(header, [payload])
     return EncodeResult(data, dims, calls, stack.ideal_bits, 8 * len(payload), time.perf_counter() - start)
+
+
+def _exact(header: bitstreams.Header) -> bool:
+    """The header's ``exact`` flag (0 where a stream before version 6 has none)."""
+    flag = header.params.get("exact", 0)
+    if flag not in (0, 1):
+        raise bitstreams.CorruptStreamError(f"the exact flag is {flag}, not 0 or 1")
+    return flag == 1
 
 
 def _checked_params(header: bitstreams.Header, stages: int) -> tuple[int, int]:
@@ -211,7 +258,10 @@ def decode(data: bytes, prior: ARDMPrior, progress: Progress | None = None) -> n
     ``prior``, which must be the model the stream names."""
     container = bitstreams.read(data)
     header = container.header
-    bitstreams.require_source(header, Mode.LOSSLESS_ARDM, prior.name, prior.hash8)
+    exact = _exact(header)
+    if exact:
+        fixed_point.require_integer(prior, header.model_id)
+    bitstreams.require_source(header, Mode.LOSSLESS_ARDM, prior.name, fixed_point.stream_hash(prior, exact))
     stages = prior.config.stages
     steps, crc = _checked_params(header, stages)
     if len(container.chunks) != 1:
@@ -232,18 +282,26 @@ def decode(data: bytes, prior: ARDMPrior, progress: Progress | None = None) -> n
         for i in range(calls):
             a, b = int(bounds[i]), int(bounds[i + 1])
             coded = sigma[a:b]
-            logits = _call(prior, image, ranks, a, coded)
+            table = _call(prior, image, ranks, a, coded, exact)
             stage = a // dims
-            _, dist = _stage_coding(logits, flat[coded], stage, bits)
+            _, dist = _stage_coding(table, flat[coded], stage, bits, exact)
             flat[coded] |= (stack.pop(dist) << (8 - (stage + 1) * bits)).astype(np.uint8)
             if progress:
                 progress(i + 1, calls)
     except entropy.EntropyCodingError as exc:
-        raise float_numerics_error("ARDM data", prior.name, str(exc)) from None
+        raise _undecodable(exact, prior.name, str(exc)) from None
     if not stack.exhausted():
-        raise float_numerics_error("ARDM data", prior.name, "bits left over after the last call")
+        raise _undecodable(exact, prior.name, "bits left over after the last call")
     check_crc32(image, crc)
     return image
+
+
+def _undecodable(exact: bool, model: str, detail: str) -> bitstreams.CorruptStreamError:
+    """The error of ARDM data that does not decode: corrupt for an exact stream, whose
+    probabilities are the same everywhere; for a float stream, possibly float numerics."""
+    if exact:
+        return bitstreams.CorruptStreamError(f"the ARDM data is corrupt ({detail})")
+    return float_numerics_error("ARDM data", model, detail)
 
 
 def describe(result: EncodeResult) -> dict[str, Any]:
