@@ -94,22 +94,9 @@ def load(spec: str | Path) -> ARDMPrior:
     path = registry.resolve(spec, "ardm")
     config, payload, card = checkpoint.load_model(path, "ardm")
     curve = np.asarray(payload["loss_curve"], np.float64)
-    net, net_sha256 = _integer_network(path, config)
+    net, net_sha256 = checkpoint.load_integer(path, lambda blob: integer_ardm.from_bytes(config, blob))
     name = registry.display_name(path, card)
     return ARDMPrior(config, payload["params"], curve, name, card["sha256"], net, net_sha256)
-
-
-def _integer_network(path: Path, config: ARDMConfig) -> tuple[IntegerARDM | None, str]:
-    """The checkpoint's integer network and its sha256 (``checkpoint.read_integer``), or (None, "")
-    for a float-only model."""
-    stored = checkpoint.read_integer(path)
-    if stored is None:
-        return None, ""
-    blob, entry = stored
-    try:
-        return integer_ardm.from_bytes(config, blob), entry["sha256"]
-    except ValueError as exc:
-        raise checkpoint.ModelError(f"the integer network of {path} cannot be read ({exc})") from None
 
 
 def order(seed: int, dims: int, stages: int = 1) -> np.ndarray:

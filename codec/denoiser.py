@@ -83,13 +83,5 @@ def load(spec: str | Path) -> Denoiser:
     enable_compilation_cache()  # a second run on the same image size does not compile again
     path = registry.resolve(spec)
     config, params, card = checkpoint.load_model(path, "vdm")
-    integer = checkpoint.read_integer(path)
-    net, net_sha256 = None, ""
-    if integer is not None:
-        blob, entry = integer
-        try:
-            net = integer_unet.from_bytes(config, blob)
-        except ValueError as exc:
-            raise checkpoint.ModelError(f"the integer network of {path} cannot be read ({exc})") from None
-        net_sha256 = entry["sha256"]
+    net, net_sha256 = checkpoint.load_integer(path, lambda blob: integer_unet.from_bytes(config, blob))
     return Denoiser(config, params, registry.display_name(path, card), card["sha256"], net, net_sha256)

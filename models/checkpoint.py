@@ -18,8 +18,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import flax.serialization
 import jax
@@ -34,6 +35,7 @@ RESUME_FORMAT = "diffc-resume-point/1"
 RESUME_LIMIT = 16 * 2**20  # bytes: a resume point is committed to the repository every session
 LEGACY_STATE_FORMATS = ("diffc-vdm-train-state/1",)  # VDM runs saved before ARDM training existed
 DTYPES = ("float32", "float16")
+T = TypeVar("T")
 
 
 class ModelError(DiffcError):
@@ -129,6 +131,19 @@ def read_integer(path: Path) -> tuple[bytes, dict[str, Any]] | None:
     if sha256(payload) != entry["sha256"]:
         raise ModelError(f"the integer network {ipath} is corrupt or was modified: its sha256 is not its card's")
     return payload, entry
+
+
+def load_integer(path: Path, parse: Callable[[bytes], T]) -> tuple[T | None, str]:
+    """The integer network of the checkpoint at ``path`` as ``parse`` reads its bytes (a family's
+    ``from_bytes``), and its sha256: how exact streams name it; (None, "") for a float-only model."""
+    stored = read_integer(path)
+    if stored is None:
+        return None, ""
+    blob, entry = stored
+    try:
+        return parse(blob), entry["sha256"]
+    except ValueError as exc:
+        raise ModelError(f"the integer network of {path} cannot be read ({exc})") from None
 
 
 def params_bytes(params: Any, dtype: str = "float32") -> bytes:
