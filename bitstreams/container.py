@@ -212,6 +212,20 @@ def require_params(header: Header) -> dict[str, int]:
     return header.params
 
 
+def exact_flag(header: Header) -> bool:
+    """The header's ``exact`` field: whether the stream was made on the integer path. 0 where a
+    stream older than the field has none; any value but 0 or 1, or 1 in a stream older than the
+    field (whose coder would read it with that version's generators), is corrupt."""
+    flag = header.params.get("exact", 0)
+    if flag not in (0, 1):
+        raise CorruptStreamError(f"the exact flag is {flag}, not 0 or 1")
+    since = PARAM_SINCE[(header.mode, "exact")]
+    if flag == 1 and header.version < since:
+        raise CorruptStreamError(f"the exact flag is set in a version-{header.version} stream; "
+                                 f"exact {header.mode.label} streams exist from version {since}")
+    return flag == 1
+
+
 def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
     """Parse and check a stream.
 

@@ -217,14 +217,6 @@ def encode(
     return EncodeResult(data, dims, calls, stack.ideal_bits, 8 * len(payload), time.perf_counter() - start)
 
 
-def _exact(header: bitstreams.Header) -> bool:
-    """The header's ``exact`` flag (0 where a stream before version 6 has none)."""
-    flag = header.params.get("exact", 0)
-    if flag not in (0, 1):
-        raise bitstreams.CorruptStreamError(f"the exact flag is {flag}, not 0 or 1")
-    return flag == 1
-
-
 def _checked_params(header: bitstreams.Header, stages: int) -> tuple[int, int]:
     """(steps, image_crc32), each present and in range for a model of ``stages`` stages, and the
     order scheme known."""
@@ -245,7 +237,7 @@ def decode(data: bytes, prior: ARDMPrior, progress: Progress | None = None) -> n
     ``prior``, which must be the model the stream names."""
     container = bitstreams.read(data)
     header = container.header
-    exact = _exact(header)
+    exact = bitstreams.exact_flag(header)
     if exact:
         fixed_point.require_integer(prior, header.model_id)
     bitstreams.require_source(header, Mode.LOSSLESS_ARDM, prior.name, fixed_point.stream_hash(prior, exact))

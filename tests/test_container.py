@@ -575,3 +575,24 @@ def test_fuzz_with_plain_random_data_is_fast() -> None:
     kinds = {NotAContainerError, UnsupportedVersionError, CorruptStreamError, TruncatedStreamError}
     assert kinds <= set(seen), seen
     assert seen[CorruptStreamError] > 100 and seen[TruncatedStreamError] > 100
+
+
+@pytest.mark.parametrize(
+    "mode, version, params, expected",
+    [
+        (Mode.LOSSY, 6, {"exact": 1}, True),
+        (Mode.LOSSY, 6, {"exact": 0}, False),
+        (Mode.LOSSY, 5, {}, False),
+        (Mode.LOSSLESS_VDM, 5, {"exact": 1}, True),
+        (Mode.LOSSY, 6, {"exact": 2}, "the exact flag is 2, not 0 or 1"),
+        (Mode.LOSSY, 4, {"exact": 1}, "version-4 stream; exact lossy streams exist from version 6"),
+        (Mode.LOSSLESS_ARDM, 5, {"exact": 1}, "exact lossless-ardm streams exist from version 6"),
+    ],
+)
+def test_exact_flag(mode, version, params, expected):
+    header = bitstreams.Header(mode, 2, 2, 3, 0, "m", b"\0" * 8, params, version=version)
+    if isinstance(expected, bool):
+        assert bitstreams.exact_flag(header) is expected
+    else:
+        with pytest.raises(bitstreams.CorruptStreamError, match=expected):
+            bitstreams.exact_flag(header)

@@ -87,7 +87,7 @@ def decode(data: bytes, den: Denoiser, progress: Progress | None = None) -> np.n
     """The (H, W, C) uint8 image of a lossless-vdm stream; grayscale comes back as (H, W, 1)."""
     container = bitstreams.read(data)
     header = container.header
-    exact = header.params.get("exact", 0) == 1
+    exact = bitstreams.exact_flag(header)
     if exact:
         require_integer(den, header.model_id)
     bitstreams.require_source(header, Mode.LOSSLESS_VDM, den.name, stream_hash(den, exact))
