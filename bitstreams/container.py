@@ -31,7 +31,8 @@ from diffc.bitstreams.errors import (
 )
 
 MAGIC = b"DFC"
-VERSION = 6  # 6: lossy (its lossless tail) and lossless-ardm streams may be exact too;
+VERSION = 7  # 7: exact streams code pixels with the VDM decoder's softmax (``exact_coding``);
+# 6: lossy (its lossless tail) and lossless-ardm streams may be exact too;
 # 5: lossless-vdm streams may be exact (integer network and tables: field "exact");
 # 4: lossy streams draw from the format's Philox generator (3: from jax.random)
 OLDEST_VERSION = 3  # the oldest version this reader decodes

@@ -356,10 +356,10 @@ class ExactPath:
 
     exact = True
 
-    def __init__(self, den: Denoiser) -> None:
+    def __init__(self, den: Denoiser, version: int = bitstreams.VERSION) -> None:
         if den.integer is None:
             raise ValueError(f"model {den.name} has no integer network for exact coding")
-        self.den = den
+        self.den, self.version = den, version  # the stream's format version: its tail's pixel model
         self.top = int(fixed_point.exact_schedule_codes(den, 1)[-1])
 
     def levels(self, grid: list[int]) -> list[int]:
@@ -395,10 +395,10 @@ class ExactPath:
         return z * 2.0**-integer_unet.Z_FRAC, float(alphas[0]), float(sigmas[0])
 
     def push_tail(self, stack: entropy.Stack, pixels: np.ndarray, z: np.ndarray, level: int) -> None:
-        exact_coding.push_pixels(stack, pixels, *self._tail_args(z, level))
+        exact_coding.push_pixels(stack, pixels, *self._tail_args(z, level), self.version)
 
     def pop_tail(self, stack: entropy.Stack, z: np.ndarray, level: int, channels: int) -> np.ndarray:
-        return exact_coding.pop_pixels(stack, *self._tail_args(z, level), channels)[0]
+        return exact_coding.pop_pixels(stack, *self._tail_args(z, level), channels, self.version)[0]
 
     def tail_error(self, detail: str) -> bitstreams.CorruptStreamError:
         return bitstreams.CorruptStreamError(f"the lossless tail is corrupt: {detail}")
@@ -529,7 +529,7 @@ def _decoding_path(header: bitstreams.Header, den: Denoiser) -> Path:
     if not exact:
         return FloatPath(den)
     try:
-        return ExactPath(den)
+        return ExactPath(den, header.version)
     except ValueError as exc:
         raise bitstreams.StreamMismatchError(f"model {den.name} cannot decode exact streams: {exc}") from None
 

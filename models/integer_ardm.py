@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from diffc.models import integer_ops as ops
+from diffc.models.integer_ops import EXP_LEN, SOFTMAX_FRAC, exp_table
 from diffc.models import integer_unet as iu
 from diffc.models.ardm_network import NET_CHANNELS
 from diffc.models.configs import ARDMConfig
@@ -60,24 +61,9 @@ LOG_A_FRAC = 8  # log a indexes the root table at steps of 2^-8
 LOG_A_CODES = 10 << LOG_A_FRAC  # the table's codes: -2560 .. 2560
 W_FRAC = 11  # fraction bits of r (v - mu), in sqrt-nats
 W_MAX = 16 << W_FRAC  # |r (v - mu)| <= 16: peak terms up to 256 nats
-SOFTMAX_FRAC = 8  # the exp table's step: 2^-8 nats
-MASS_BITS = 30  # a row's top value has mass 2^30
-EXP_LEN = 22 << SOFTMAX_FRAC  # 2^30 exp(-22) < 1/2: further below the top, mass 0
 
 
 # --- tables, by decimal arithmetic ----------------------------------------------------------------
-
-
-@functools.cache
-def exp_table() -> np.ndarray:
-    """(EXP_LEN,) int32 round(2^30 exp(-i 2^-8)): a value's mass by its logit's distance i below
-    the row's top, in 2^-8 nats. decimal's exp is correctly rounded, so every machine builds it alike."""
-    with localcontext() as ctx:
-        ctx.prec = 40
-        top = Decimal(1 << MASS_BITS)
-        values = [int((top * (Decimal(-i) / (1 << SOFTMAX_FRAC)).exp()).to_integral_value())
-                  for i in range(EXP_LEN)]
-    return np.array(values, np.int32)
 
 
 @functools.cache

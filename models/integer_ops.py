@@ -12,8 +12,10 @@ Each primitive has a numpy int64 reference of the same semantics at the end of t
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
+from decimal import Decimal, localcontext
 
 import jax
 import jax.numpy as jnp
@@ -170,6 +172,24 @@ def normalise(x: jax.Array, frac_bits: int) -> jax.Array:
 # --- lookup tables ---------------------------------------------------------------------------------
 
 
+SOFTMAX_FRAC = 8  # the exp table's step: 2^-8 nats
+MASS_BITS = 30  # a row's top value has mass 2^30
+EXP_LEN = 22 << SOFTMAX_FRAC  # 2^30 exp(-22) < 1/2: further below the top, mass 0
+
+
+@functools.cache
+def exp_table() -> np.ndarray:
+    """(EXP_LEN,) int32 round(2^30 exp(-i 2^-8)): a value's mass by its logit's distance i below
+    the row's top, in 2^-8 nats: the integer softmax of the ARDM heads and of the exact pixel
+    decoder. decimal's exp is correctly rounded, so every machine builds it alike."""
+    with localcontext() as ctx:
+        ctx.prec = 40
+        top = Decimal(1 << MASS_BITS)
+        values = [int((top * (Decimal(-i) / (1 << SOFTMAX_FRAC)).exp()).to_integral_value())
+                  for i in range(EXP_LEN)]
+    return np.array(values, np.int32)
+
+
 def lookup(x: jax.Array, table: jax.Array, offset: int) -> jax.Array:
     """table[clip(x + offset, 0, len(table) - 1)]: an exact gather for nonlinearities and sin/cos.
 
@@ -293,6 +313,33 @@ def conv2d_parts(x16: jax.Array, w: jax.Array, padding: str,
     hi, lo = _split16(x16)
     kernel_sum = jnp.sum(w, axis=(0, 1, 2), dtype=jnp.int32)  # (Cout,)
     return conv(hi, w, "VALID"), conv(lo, w, "VALID") + 128 * kernel_sum
+
+
+def conv2d_parts24(x24: jax.Array, w: jax.Array, padding: str,
+                   conv: Callable[[jax.Array, jax.Array, str], jax.Array] = conv2d
+                   ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Stride-1 convolution of 24-bit x (int32, |x| < 2^23) with int8 w as three int32 parts
+    (A, B, C) with conv(x) = 2^16 A + 2^8 B + C exactly: for the layers whose inputs int16 cannot
+    resolve (docs/portability.md).
+
+    x = 256 x16 + lo + 128 with x16 = x >> 8 (int16) and lo = (x & 255) - 128 (int8); (A, B) =
+    ``conv2d_parts(x16)`` and C = conv(lo) + 128 sum(w). "SAME" pads x with zeros first, as in
+    ``conv2d_parts``. Exact while Cin kh kw <= CONV_MAX_TAPS / 2 (the bounds of ``conv2d_parts``;
+    |C| <= 2^15 taps likewise).
+    """
+    kh, kw = w.shape[:2]
+    x24 = _as_int32(x24, "x")
+    if w.dtype != jnp.int8:
+        raise TypeError(f"need int8 weights, got {w.dtype}")
+    if kh * kw * w.shape[2] > CONV_MAX_TAPS >> 1:
+        raise ValueError(f"Cin*kh*kw = {kh * kw * w.shape[2]} exceeds {CONV_MAX_TAPS >> 1}: the int32 accumulator could overflow")
+    if padding not in ("SAME", "VALID"):
+        raise ValueError(f'padding must be "SAME" or "VALID", got {padding!r}')
+    if padding == "SAME":
+        x24 = jnp.pad(x24, ((0, 0), *_same_pads(kh, kw), (0, 0)))
+    x16, lo = (x24 >> 8).astype(jnp.int16), ((x24 & 255) - 128).astype(jnp.int8)
+    high, mid = conv2d_parts(x16, w, "VALID", conv)
+    return high, mid, conv(lo, w, "VALID") + 128 * jnp.sum(w, axis=(0, 1, 2), dtype=jnp.int32)
 
 
 def dense_parts(x16: jax.Array, w: jax.Array,

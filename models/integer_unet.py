@@ -64,6 +64,7 @@ LUT_STRIDE = 1 << LUT_FRAC
 PHASE_BITS = 12  # entries of the sine tables: 2^12 per cycle
 INT8_MAX, INT16_MAX = 127, (1 << 15) - 1
 ACT_MAX = INT16_MAX  # activations (convolution and dense inputs) are int16
+WIDE_MAX = (1 << 23) - 1  # the skip projections' inputs are 24-bit (``Runner.projection``)
 GAMMA_LO, GAMMA_SCALE = -24.0, 2048.0  # the coders' gamma grid: gamma = code / 2048 - 24
 CLIP_QUANTILE = 1.0  # activation steps cover this quantile of |value| on the calibration data
 
@@ -165,9 +166,10 @@ class Runner:
     from which each layer is made, and each step calibrated, the first time the forward reaches it."""
 
     def __init__(self, layers: dict[str, Any], source: dict[str, Any] | None, float_path: bool = False,
-                 calibration: Calibration | None = None) -> None:
+                 calibration: Calibration | None = None, wide_projections: bool = False) -> None:
         self.layers, self.source, self.float_path = layers, source, float_path
         self.calibration = calibration
+        self.wide_projections = wide_projections  # quantising: give skip projections 24-bit inputs
 
     def conv_fn(self) -> Callable[..., jax.Array]:
         return ops.conv2d_via_float if self.float_path else ops.conv2d
@@ -185,34 +187,60 @@ class Runner:
         """A tensor's calibrated step: its largest value seen spans ``STREAM_TARGET`` steps."""
         return self.calibration.step(name, real(), STREAM_TARGET, quantile=1.0)
 
-    def to_act(self, name: str, x: jax.Array, step: float) -> tuple[jax.Array, float]:
-        """Requantise a tensor of step ``step`` to an int16 activation; returns (codes, their step)."""
+    def to_act(self, name: str, x: jax.Array, step: float, top: int = ACT_MAX) -> tuple[jax.Array, float]:
+        """Requantise a tensor of step ``step`` to an activation of codes in [-top, top] (int16
+        for ``ACT_MAX``, else int32); returns (codes, their step)."""
         if name not in self.layers:
-            out = self.calibration.step(name, _real(x, step), ACT_MAX)
+            out = self.calibration.step(name, _real(x, step), top)
             self.layers[name] = {"step": out, "requant": Requant.of(step / out)}
         layer = self.layers[name]
-        return layer["requant"](x, -ACT_MAX, ACT_MAX).astype(jnp.int16), layer["step"]
+        codes = layer["requant"](x, -top, top)
+        return (codes.astype(jnp.int16) if top == ACT_MAX else codes), layer["step"]
+
+    def projection(self, path: str, x: jax.Array, step: float) -> tuple[jax.Array, float]:
+        """A residual block's 1x1 skip projection (``unet.ResBlock``'s Conv_2) of the stream x.
+
+        Its input is a concatenation whose parts differ in scale by orders of magnitude: in the
+        up path it holds the stem's output, which carries z_t to a fraction of sigma, beside
+        features a hundred times larger. One int16 step for all of it cost vdm-small +1.2%
+        bits/dim, nearly all at the low-noise end (docs/portability.md), so networks quantised
+        with ``wide_projections`` give it 24-bit inputs (``integer_ops.conv2d_parts24``); the
+        stored layer says which (its ``top`` part), so older networks compute as they did."""
+        stored = self.layers.get(path)
+        wide = "top" in stored if stored is not None else self.wide_projections
+        xq, xq_step = self.to_act(f"{path}/in", x, step, WIDE_MAX if wide else ACT_MAX)
+        return self.linear(path, xq, xq_step)
 
     def linear(self, path: str, x: jax.Array, x_step: float, out_step: float | None = None, *,
                conv: bool = True) -> tuple[jax.Array, float]:
         """conv (SAME) or dense of an int16 activation ``x`` (step ``x_step``) with the float layer
         ``path``'s kernel and bias, at ``out_step`` (None: calibrated); returns (int32 output, its
-        step). The two int8 halves of x are convolved and rescaled apart (``conv2d_parts``)."""
+        step). The two int8 halves of x are convolved and rescaled apart (``conv2d_parts``); a
+        24-bit x (int32, convolutions only) in three parts (``conv2d_parts24``)."""
         if path not in self.layers:
             p = self.param(path)
             w, w_step = _quantise_weight(p["kernel"])
             self.layers[path] = {"w": w, "acc_step": x_step * w_step, "bias": np.asarray(p["bias"], np.float64)}
         layer = self.layers[path]
         w = jnp.asarray(layer["w"])
-        high, low = (ops.conv2d_parts(x, w, "SAME", self.conv_fn()) if conv
-                     else ops.dense_parts(x, w, self._dense_fn()))
+        if x.dtype == jnp.int32:
+            parts = dict(zip(("top", "high", "low"), ops.conv2d_parts24(x, w, "SAME", self.conv_fn())))
+        else:
+            parts = dict(zip(("high", "low"), ops.conv2d_parts(x, w, "SAME", self.conv_fn()) if conv
+                             else ops.dense_parts(x, w, self._dense_fn())))
+        weight = {"top": 1 << 16, "high": 1 << 8, "low": 1}  # each part's place in x's fixed point
         if "step" not in layer:
             acc_step, bias = layer.pop("acc_step"), layer.pop("bias")
             if out_step is None:
-                out_step = self.stream_step(path, lambda: _real(256 * np.asarray(high, np.float64) + np.asarray(low), acc_step) + bias)
-            layer.update(step=out_step, high=Requant.of(256 * acc_step / out_step),
-                         low=Requant.of(acc_step / out_step), b=np.round(bias / out_step).astype(np.int32))
-        y = layer["high"](high) + layer["low"](low) + jnp.asarray(layer["b"])
+                out_step = self.stream_step(path, lambda: _real(
+                    sum(weight[k] * np.asarray(a, np.float64) for k, a in parts.items()), acc_step) + bias)
+            layer.update(step=out_step, b=np.round(bias / out_step).astype(np.int32),
+                         **{k: Requant.of(weight[k] * acc_step / out_step) for k in parts})
+        if "top" in parts:  # three parts of up to STREAM_MAX each: clamp after every sum
+            y = jnp.clip(layer["top"](parts["top"]) + jnp.asarray(layer["b"]), -STREAM_MAX, STREAM_MAX)
+            y = jnp.clip(y + layer["high"](parts["high"]), -STREAM_MAX, STREAM_MAX) + layer["low"](parts["low"])
+        else:
+            y = layer["high"](parts["high"]) + layer["low"](parts["low"]) + jnp.asarray(layer["b"])
         return jnp.clip(y, -STREAM_MAX, STREAM_MAX), layer["step"]
 
     def restep(self, name: str, x: jax.Array, step: float, out_step: float) -> jax.Array:
@@ -347,8 +375,7 @@ def _res_block(run: Runner, names: Names, x: jax.Array, x_step: float, features:
     a, a_step = run.norm_swish(f"{block}/LayerNorm_1", h)
     h, h_step = run.linear(f"{block}/Conv_1", a, a_step)
     if x.shape[-1] != features:
-        xq, xq_step = run.to_act(f"{block}/Conv_2/in", x, x_step)
-        x, x_step = run.linear(f"{block}/Conv_2", xq, xq_step)
+        x, x_step = run.projection(f"{block}/Conv_2", x, x_step)
     return run.join(f"{block}/out", [(x, x_step), (h, h_step)], add=True)
 
 
@@ -461,7 +488,8 @@ def gamma_codes(gamma: np.ndarray | jax.Array) -> jax.Array:
     return jnp.clip(code, 0, (1 << 16) - 1).astype(jnp.int32)
 
 
-FORMAT = "diffc-integer-unet/2"  # 2: the stem's weights in coarse and fine int8 parts
+FORMAT = "diffc-integer-unet/3"  # 2: the stem's weights in coarse and fine int8 parts; 3: 24-bit skip projections
+READABLE = ("diffc-integer-unet/2", FORMAT)  # a /2 network has no 24-bit layer and computes as it did
 
 
 def layers_to_bytes(fmt: str, layers: dict[str, Any]) -> bytes:
@@ -477,14 +505,16 @@ def layers_to_bytes(fmt: str, layers: dict[str, Any]) -> bytes:
     return serialization.msgpack_serialize({"format": fmt, "layers": plain(layers)})
 
 
-def layers_from_bytes(fmt: str, data: bytes) -> dict[str, Any]:
-    """The layers ``layers_to_bytes`` wrote under format ``fmt``; ValueError if ``data`` is not that."""
+def layers_from_bytes(fmt: str | tuple[str, ...], data: bytes) -> dict[str, Any]:
+    """The layers ``layers_to_bytes`` wrote under format ``fmt`` (or one of several); ValueError if
+    ``data`` is not that."""
     try:
         state = serialization.msgpack_restore(data)
     except Exception as err:  # msgpack raises several unrelated types on bad bytes
         raise ValueError(f"not an integer model: {err}") from None
-    if not isinstance(state, dict) or state.get("format") != fmt:
-        raise ValueError(f"not an integer model of format {fmt}")
+    formats = (fmt,) if isinstance(fmt, str) else fmt
+    if not isinstance(state, dict) or state.get("format") not in formats:
+        raise ValueError(f"not an integer model of format {' or '.join(formats)}")
 
     def typed(node: Any) -> Any:
         if isinstance(node, dict) and set(node) == {"multiplier", "shift", "gain"}:
@@ -503,14 +533,17 @@ def to_bytes(net: IntegerUNet) -> bytes:
 
 def from_bytes(config: VDMConfig, data: bytes) -> IntegerUNet:
     """The model ``to_bytes`` wrote; ValueError if ``data`` is not one."""
-    return IntegerUNet(config, layers_from_bytes(FORMAT, data))
+    return IntegerUNet(config, layers_from_bytes(READABLE, data))
 
 
-def quantise(config: VDMConfig, params: dict[str, Any], z: np.ndarray, gamma: np.ndarray) -> IntegerUNet:
+def quantise(config: VDMConfig, params: dict[str, Any], z: np.ndarray, gamma: np.ndarray,
+             wide_projections: bool = True) -> IntegerUNet:
     """The integer version of the float U-Net ``params["unet"]``: weights to int8 per output
     channel, and every activation step calibrated on the float latents ``z`` (B, H, W, C) at noise
-    levels ``gamma`` (B,), in forward order through the integer network itself."""
+    levels ``gamma`` (B,), in forward order through the integer network itself. Without
+    ``wide_projections``, the skip projections read int16 as format 2 networks did."""
     layers: dict[str, Any] = {}
     source = jax.tree.map(lambda a: np.asarray(a, np.float32), params["unet"])
-    _forward(config, Runner(layers, source, calibration=Calibration()), to_fixed(z), gamma_codes(gamma))
+    _forward(config, Runner(layers, source, calibration=Calibration(), wide_projections=wide_projections),
+             to_fixed(z), gamma_codes(gamma))
     return IntegerUNet(config, layers)

@@ -171,18 +171,26 @@ def test_golden_exact_stream(priors):
     streams no longer decode (bump the format version, or find the change)."""
     prior = priors[1]
     assert prior.integer_sha256 == GOLDEN_INTEGER_SHA256
-    stream = bytes.fromhex(GOLDEN_STREAM)
-    image = ardm.decode(stream, prior)
-    assert hashlib.sha256(image.tobytes()).hexdigest() == GOLDEN_PIXELS_SHA256
+    for stream in (bytes.fromhex(GOLDEN_STREAM_V6), bytes.fromhex(GOLDEN_STREAM)):
+        image = ardm.decode(stream, prior)
+        assert hashlib.sha256(image.tobytes()).hexdigest() == GOLDEN_PIXELS_SHA256
     np.testing.assert_array_equal(image, smooth_image(SIDE, SIDE, 3, seed=21))
     assert ardm.encode(image, prior, steps=3, seed=1).data == stream
 
 
 GOLDEN_INTEGER_SHA256 = "26882965b8ff347d4bffcea17d49fdf3f7fc8ea4c1dc6bf06e5e81cab1b9a0e8"
 GOLDEN_PIXELS_SHA256 = "3b217632962dd97aa6556e4e0f84fe6528d08d95b22850594ad642a65c02ccc3"
-GOLDEN_STREAM = (  # 244 bytes: 8x8 RGB, 3 calls, seed 1
+GOLDEN_STREAM_V6 = (  # 244 bytes: 8x8 RGB, 3 calls, seed 1, format version 6
     "4446430602030808010a6172646d2d657861637426882965b8ff347d04000301f0e882ec070200030101c00178f6c616"
     "758e60ea8c4e8bb06d258ba42b5294a95002734d6b297aa3973f87c4c46c74fe7e017f40361a8c5a706676e3be4d9695"
+    "b24a568d736a90e533446f3e63e7731d610b7b140b5888a19115897f6cd55c823720787f677d5f3c1bcf9403767a7f1b"
+    "4d947e17af597696ba9c9d45e66aa57f4ab179b44f2880db3249a20745213f5c0abe6aaba0e8846658bc86a808878cbb"
+    "966683f5e0397f109238a8c3a1de73890d847c1ddfbb7db3a52e9c0236ac75db9f8635fc0353a693f713848f4da46bf7"
+    "545a0000"
+)
+GOLDEN_STREAM = (  # the same in format version 7 (which changed nothing in ARDM streams)
+    "4446430702030808010a6172646d2d657861637426882965b8ff347d04000301f0e882ec070200030101c00178f6c616"
+    "39a6f6498c4e8bb06d258ba42b5294a95002734d6b297aa3973f87c4c46c74fe7e017f40361a8c5a706676e3be4d9695"
     "b24a568d736a90e533446f3e63e7731d610b7b140b5888a19115897f6cd55c823720787f677d5f3c1bcf9403767a7f1b"
     "4d947e17af597696ba9c9d45e66aa57f4ab179b44f2880db3249a20745213f5c0abe6aaba0e8846658bc86a808878cbb"
     "966683f5e0397f109238a8c3a1de73890d847c1ddfbb7db3a52e9c0236ac75db9f8635fc0353a693f713848f4da46bf7"

@@ -433,17 +433,20 @@ def test_invalid_images_are_refused(den, image):
 def test_golden_stream(white):
     """The stream of a fixed image under the network-free white model, pinned: any change to the
     chain, its grids, the dithers, the seed coder, the groups or the framing shows here (bump the
-    version). Versions 5 and 6 changed the header only (field exact = 0, the version byte): the
-    chunk is version 4's. The window's noise is pinned by ``test_context_is_what_the_decoder_has...``."""
+    version). Versions 5 to 7 changed the header only (field exact = 0, the version byte): the
+    chunk is version 4's, and the version-6 stream is pinned byte for byte. The window's noise is pinned by ``test_context_is_what_the_decoder_has...``."""
     image = smooth_image(9, 6, 3, seed=9)
     result = bitsback.encode(image, white, steps=3, patch_size=3, context=2, seed=1)
     data = result.data
     # both coders, runs within a row and a whole row are pinned
     assert [(g.patches, g.chained) for g in result.stats.groups] == [(1, False), (1, True), (1, True), (1, True), (2, True)]
-    assert hashlib.sha256(data).hexdigest() == GOLDEN_SHA256
-    np.testing.assert_array_equal(bitsback.decode(data, white), image)
-    # the same chunk under a version-4 header (no "exact" field: a float stream) decodes alike
     container = bitstreams.read(data)
+    assert container.header.version == bitstreams.VERSION == 7  # 7 changed exact streams only
+    v6 = bitstreams.write(dataclasses.replace(container.header, version=6), container.chunks)
+    assert hashlib.sha256(v6).hexdigest() == GOLDEN_SHA256  # the version-6 stream, byte for byte
+    np.testing.assert_array_equal(bitsback.decode(data, white), image)
+    np.testing.assert_array_equal(bitsback.decode(v6, white), image)
+    # the same chunk under a version-4 header (no "exact" field: a float stream) decodes alike
     params = {k: v for k, v in container.header.params.items() if k != "exact"}
     old = bitstreams.write(dataclasses.replace(container.header, version=4, params=params), container.chunks)
     np.testing.assert_array_equal(bitsback.decode(old, white), image)

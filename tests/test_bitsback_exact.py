@@ -32,7 +32,7 @@ def stream(den):
 def test_exact_stream_round_trips_and_says_so(den, stream):
     image, result = stream
     header = bitstreams.read(result.data).header
-    assert header.version == bitstreams.VERSION == 6 and header.params["exact"] == 1
+    assert header.version == bitstreams.VERSION == 7 and header.params["exact"] == 1
     assert header.model_hash == bytes.fromhex("ab" * 8)  # the integer network's hash
     np.testing.assert_array_equal(bitsback.decode(result.data, den), image)
 

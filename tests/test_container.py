@@ -252,7 +252,7 @@ Corrupt, Unsupported, NotDFC = CorruptStreamError, UnsupportedVersionError, NotA
         (b"dfc\x01", NotDFC, "magic"),
         (raw_header(magic=b"DFX"), NotDFC, "magic"),
         (raw_header(version=2), Unsupported, "format version 2 is not supported .*version 3"),
-        (raw_header(version=7), Unsupported, "format version 7 is not supported .*version 3, 4, 5 or 6"),
+        (raw_header(version=8), Unsupported, "format version 8 is not supported .*version 3, 4, 5, 6 or 7"),
         (raw_header(version=0), Unsupported, "format version 0"),
         (raw_header(mode=3), Corrupt, "unknown mode 3 at byte 4"),
         (raw_header(channels=2), Corrupt, "channel count 2 at byte 5 is not 1 or 3"),

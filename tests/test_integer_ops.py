@@ -374,3 +374,30 @@ def test_dense_parts_equal_the_reference():
     for dense in (ops.dense, ops.dense_via_float):
         high, low = ops.dense_parts(x, w, dense)
         np.testing.assert_array_equal(256 * np.asarray(high, np.int64) + np.asarray(low), expected)
+
+
+@pytest.mark.parametrize("kernel", [(1, 1), (3, 3)])
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+def test_conv2d_parts24_equal_the_reference(kernel, padding):
+    """24-bit inputs (the skip projections'), 640 channels: 2^16 A + 2^8 B + C is the int64
+    convolution exactly, through the int8 and the float32 convolutions, at +-(2^23 - 1), at the
+    image borders and at values whose low byte is 0 or 255."""
+    rng = np.random.default_rng(13)
+    x = rng.integers(-(1 << 23) + 1, 1 << 23, (2, 5, 6, 640)).astype(np.int32)
+    x[0, 0], x[0, -1], x[1, :, 0] = -(1 << 23) + 1, (1 << 23) - 1, 256 * 1234
+    x[1, 2, 3] = -256 * 77 + 255
+    w = int8(rng, (*kernel, 640, 5))
+    expected = ops.conv2d_ref(x, w, padding)
+    for conv in (ops.conv2d, ops.conv2d_via_float):
+        parts = jax.jit(functools.partial(ops.conv2d_parts24, padding=padding, conv=conv))(x, w)
+        assert all(p.dtype == jnp.int32 for p in parts)
+        top, high, low = (np.asarray(p, np.int64) for p in parts)
+        np.testing.assert_array_equal((top << 16) + (high << 8) + low, expected)
+
+
+def test_conv2d_parts24_refuses_float_weights_and_overflowing_sizes():
+    x = np.zeros((1, 3, 3, 4), np.int32)
+    with pytest.raises(TypeError, match="int8 weights"):
+        ops.conv2d_parts24(x, np.zeros((1, 1, 4, 2), np.float32), "SAME")
+    with pytest.raises(ValueError, match="exceeds"):
+        ops.conv2d_parts24(np.zeros((1, 3, 3, 1 << 16), np.int32), np.zeros((1, 1, 1 << 16, 1), np.int8), "SAME")

@@ -102,3 +102,22 @@ def test_another_process_on_sse42_code_computes_the_same_integers(model, inputs,
                          env=env, capture_output=True, text=True, timeout=300, check=True)
     expected = hashlib.sha256(np.asarray(jax.jit(net.eps)(zi, codes)).tobytes()).hexdigest()
     assert out.stdout.strip() == expected
+
+
+def test_skip_projections_read_24_bits_and_format_2_networks_compute_as_before(model, inputs):
+    """The skip projections (each ResBlock's Conv_2) of a new network read 24-bit inputs, and bring
+    eps_hat closer to the float network's; a network quantised as format 2 was (int16 inputs
+    there), stored under that format, still loads and computes exactly what it computed."""
+    params, net = model
+    z, gamma, zi, codes = inputs
+    projections = [k for k in net.layers if k.endswith("/Conv_2")]
+    assert projections and all("top" in net.layers[k] for k in projections)
+    old = integer_unet.quantise(TINY, params, *_latents(8, seed=1), wide_projections=False)
+    assert all("top" not in old.layers[k] for k in projections)
+    reloaded = integer_unet.from_bytes(TINY, integer_unet.layers_to_bytes("diffc-integer-unet/2", old.layers))
+    np.testing.assert_array_equal(np.asarray(reloaded.eps(zi, codes)), np.asarray(old.eps(zi, codes)))
+    _, eps_fn = vdm.bound_fns(TINY, params)
+    expected = np.asarray(eps_fn(jnp.asarray(z), jnp.asarray(gamma)), np.float64)
+    error = {name: np.mean((np.asarray(n.eps(zi, codes), np.float64) * 2.0**-integer_unet.EPS_FRAC - expected) ** 2)
+             for name, n in (("wide", net), ("int16", old))}
+    assert error["wide"] < error["int16"]

@@ -119,17 +119,20 @@ def _pop_prior(stack: entropy.Stack, chain: Chain, shape: tuple[int, ...]) -> np
     return stack.pop(_prior(chain, n)).reshape(shape)
 
 
-def _push_pixels(stack: entropy.Stack, values: np.ndarray, chain: Chain, z_0: np.ndarray) -> None:
+def _push_pixels(stack: entropy.Stack, values: np.ndarray, coding: Coding, z_0: np.ndarray) -> None:
     """Push the pixels with the discretised decoder p(x | z_0) (VDM eq. 28-30)."""
+    chain = coding.chain
     if chain.exact:
-        exact_coding.push_pixels(stack, values, z_0 * chain.widths[0], chain.alphas[0], chain.sigmas[0])
+        exact_coding.push_pixels(stack, values, z_0 * chain.widths[0], chain.alphas[0], chain.sigmas[0], coding.version)
     else:
         push_pixels(stack, values, *_decoder_input(chain, z_0))
 
 
-def _pop_pixels(stack: entropy.Stack, chain: Chain, z_0: np.ndarray, channels: int) -> np.ndarray:
+def _pop_pixels(stack: entropy.Stack, coding: Coding, z_0: np.ndarray, channels: int) -> np.ndarray:
+    chain = coding.chain
     if chain.exact:
-        return exact_coding.pop_pixels(stack, z_0 * chain.widths[0], chain.alphas[0], chain.sigmas[0], channels)[0]
+        return exact_coding.pop_pixels(stack, z_0 * chain.widths[0], chain.alphas[0], chain.sigmas[0], channels,
+                                       coding.version)[0]
     return pop_pixels(stack, *_decoder_input(chain, z_0), channels)[0]
 
 
@@ -143,7 +146,7 @@ def push_group(stack: entropy.Stack, values: np.ndarray, window: Window, first: 
     chain = coding.chain
     x = model_input(values)
     z = stack.pop(_data_posterior(coding, first, x)).reshape(x.shape)
-    _push_pixels(stack, values, chain, z)
+    _push_pixels(stack, values, coding, z)
     for i in range(1, chain.steps + 1):
         z_next = stack.pop(_forward(coding, first, i, z)).reshape(x.shape)
         _push_model(stack, z, coding, i, z_next, window)
@@ -163,6 +166,6 @@ def pop_group(
         z_prev = _pop_model(stack, coding, i, z, window)
         stack.push(z, _forward(coding, first, i, z_prev))
         z = z_prev
-    values = _pop_pixels(stack, chain, z, shape[2])
+    values = _pop_pixels(stack, coding, z, shape[2])
     stack.push(z, _data_posterior(coding, first, model_input(values)))
     return values

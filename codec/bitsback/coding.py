@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from diffc import bitstreams
 from diffc.codec.bitsback.chain import Chain, plan_chain, time_grid
 from diffc.codec.bitsback.dither import PopTable, pop_table
 from diffc.codec.denoiser import Denoiser
@@ -31,14 +32,16 @@ class Coding:
     max_group: int
     context: int
     seed: int
+    version: int = bitstreams.VERSION  # the stream's format version: which integer pixel model
 
     @classmethod
     def of(
         cls, den: Denoiser, steps: int, patch_size: int, seed: int, max_group: int = DEFAULT_MAX_GROUP,
-        context: int = DEFAULT_CONTEXT, exact: bool = False,
+        context: int = DEFAULT_CONTEXT, exact: bool = False, version: int = bitstreams.VERSION,
     ) -> Coding:
         """``exact``: the integer path (issue 19): the integer network, decimal chain constants,
-        integer tables; streams that decode bit for bit on any machine."""
+        integer tables; streams that decode bit for bit on any machine. ``version``: the format
+        version of the stream decoded (``exact_coding.push_pixels``)."""
         if patch_size < 1:
             raise ValueError(f"patch size must be positive, not {patch_size}")
         if not 1 <= max_group <= MAX_GROUP_LIMIT:
@@ -49,7 +52,8 @@ class Coding:
             raise ValueError(f"seed must be a 32-bit unsigned integer, not {seed}")
         if exact and den.integer is None:
             raise ValueError(f"model {den.name} has no integer network for exact coding")
-        return cls(den, plan_chain(time_grid(den, steps, exact), exact), patch_size, max_group, context, seed)
+        return cls(den, plan_chain(time_grid(den, steps, exact), exact), patch_size, max_group, context, seed,
+                   version)
 
     def pop_table(self, i: int) -> PopTable:
         """The ``PopTable`` of latent i's pops, made when first needed (about 0.1 ms; a decoder

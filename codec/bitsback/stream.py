@@ -95,7 +95,8 @@ def decode(data: bytes, den: Denoiser, progress: Progress | None = None) -> np.n
     if len(container.chunks) != 1:
         raise bitstreams.CorruptStreamError(f"a lossless-vdm stream has 1 chunk, not {len(container.chunks)}")
     try:
-        coding = Coding.of(den, p["steps"], p["patch_size"], header.seed, p["max_group"], p["context"], exact)
+        coding = Coding.of(den, p["steps"], p["patch_size"], header.seed, p["max_group"], p["context"], exact,
+                           header.version)
     except ValueError as exc:
         raise bitstreams.CorruptStreamError(f"the stream's parameters do not fit this model: {exc}") from None
     shape = (header.height, header.width, header.channels)
