@@ -31,7 +31,8 @@ from diffc.bitstreams.errors import (
 )
 
 MAGIC = b"DFC"
-VERSION = 7  # 7: exact streams code pixels with the VDM decoder's softmax (``exact_coding``);
+VERSION = 7  # 7: exact streams code pixels with the VDM decoder's softmax (``exact_coding``), and
+# lossy chunks hold their rANS words head first, so that any prefix of a chunk decodes;
 # 6: lossy (its lossless tail) and lossless-ardm streams may be exact too;
 # 5: lossless-vdm streams may be exact (integer network and tables: field "exact");
 # 4: lossy streams draw from the format's Philox generator (3: from jax.random)
@@ -119,13 +120,15 @@ class Header:
 @dataclass(frozen=True)
 class Container:
     """A parsed stream. ``chunks`` holds the complete, checked chunks present; a truncated
-    progressive stream has fewer than ``declared_chunks``."""
+    progressive stream has fewer than ``declared_chunks``, and ``partial`` holds the bytes present
+    of the first incomplete one (unchecked: its checksum covers the whole chunk)."""
 
     header: Header
     chunks: tuple[bytes, ...]
     declared_chunks: int
     header_bytes: int
     total_bytes: int
+    partial: bytes = b""
 
     @property
     def complete(self) -> bool:
@@ -176,7 +179,8 @@ class _Reader:
 
     def take(self, n: int, what: str) -> bytes:
         if self.pos + n > len(self.data):
-            raise TruncatedStreamError(f"truncated: the stream ends inside {what} at byte {self.pos}")
+            raise TruncatedStreamError(f"truncated: the stream ends inside {what} at byte {self.pos} "
+                                       f"(the header needs at least {self.pos + n} bytes, it has {len(self.data)})")
         chunk = bytes(self.data[self.pos : self.pos + n])
         self.pos += n
         return chunk
@@ -227,18 +231,21 @@ def exact_flag(header: Header) -> bool:
     return flag == 1
 
 
-def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
-    """Parse and check a stream.
+def read_header(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header, int]:
+    """The header of a stream and the bytes it takes (header, chunk table and checksum), checked
+    as ``read`` checks them; the chunks are not read."""
+    header, _, end = _read_header(data, max_pixels)
+    return header, end
 
-    A progressive (lossy) stream cut short yields the complete chunks present; any other mode
-    raises ``TruncatedStreamError``. Corruption, unknown versions and sizes over ``max_pixels``
-    raise the matching ``BitstreamError``.
-    """
+
+def _read_header(data: bytes, max_pixels: int) -> tuple[Header, list[tuple[int, int]], int]:
+    """(header, chunk table of (length, crc), the offset of the first chunk)."""
     r = _Reader(data)
     if not data:
         raise TruncatedStreamError("the stream is empty (0 bytes)")
     if len(data) < len(MAGIC) and MAGIC.startswith(bytes(data)):
-        raise TruncatedStreamError(f"truncated: the stream ends inside the magic at byte {len(data)}")
+        raise TruncatedStreamError(f"truncated: the stream ends inside the magic at byte {len(data)} "
+                                   f"(the header needs at least {len(MAGIC) + 1} bytes)")
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
         raise NotAContainerError("not a diffc stream (missing the 'DFC' magic)")
     r.pos = len(MAGIC)
@@ -291,7 +298,8 @@ def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
     n_chunks = r.varint("the chunk count")
     if n_chunks * _CHUNK_ENTRY_MIN_BYTES > r.remaining:
         raise TruncatedStreamError(
-            f"chunk table of {n_chunks} entries does not fit in the {r.remaining} bytes left"
+            f"truncated inside the header: its chunk table of {n_chunks} entries does not fit in the "
+            f"{r.remaining} bytes left (the header needs at least {r.pos + n_chunks * _CHUNK_ENTRY_MIN_BYTES + 4} bytes)"
         )
     table = []
     for i in range(n_chunks):
@@ -303,18 +311,33 @@ def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
     if zlib.crc32(r.data[:header_end]) != stored_crc:
         raise CorruptStreamError("header checksum mismatch: the header or chunk table is corrupt")
     header = Header(mode, height, width, channels, seed, model_id, model_hash, params, version)
+    return header, table, r.pos
 
+
+
+def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
+    """Parse and check a stream.
+
+    A progressive (lossy) stream cut short anywhere after its header yields the complete chunks
+    present and the bytes of the one it cuts (``Container.partial``); any other mode raises
+    ``TruncatedStreamError``, as does a cut inside the header, naming the bytes it needs.
+    Corruption, unknown versions and sizes over ``max_pixels`` raise the matching
+    ``BitstreamError``.
+    """
+    header, table, pos = _read_header(data, max_pixels)
+    header_bytes, n_chunks = pos, len(table)
     chunks = []
-    pos = r.pos
+    partial = b""
     for i, (length, crc) in enumerate(table):
         if pos + length > len(data):
-            if not mode.progressive:
+            if not header.mode.progressive:
                 raise TruncatedStreamError(
                     f"stream truncated: chunk {i} of {n_chunks} needs {pos + length - len(data)} "
-                    f"more bytes; a {mode.label} stream must be complete"
+                    f"more bytes; a {header.mode.label} stream must be complete"
                 )
+            partial = bytes(data[pos:])
             break
-        chunk = bytes(r.data[pos : pos + length])
+        chunk = bytes(data[pos : pos + length])
         if zlib.crc32(chunk) != crc:
             raise CorruptStreamError(f"checksum mismatch in chunk {i} (bytes {pos}-{pos + length})")
         chunks.append(chunk)
@@ -322,4 +345,4 @@ def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
     else:
         if pos != len(data):
             raise CorruptStreamError(f"{len(data) - pos} unexpected bytes after the last chunk")
-    return Container(header, tuple(chunks), n_chunks, header_end + 4, len(data))
+    return Container(header, tuple(chunks), n_chunks, header_bytes, len(data), partial)

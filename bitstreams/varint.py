@@ -30,7 +30,8 @@ def decode(data: bytes | memoryview, offset: int, what: str) -> tuple[int, int]:
     value = 0
     for i in range(MAX_BYTES):
         if offset + i >= len(data):
-            raise TruncatedStreamError(f"truncated: the stream ends inside {what} at byte {offset}")
+            raise TruncatedStreamError(f"truncated: the stream ends inside {what} at byte {offset} "
+                                       f"(it needs at least {offset + i + 1} bytes, it has {len(data)})")
         byte = data[offset + i]
         value |= (byte & 0x7F) << (7 * i)
         if not byte & 0x80:

@@ -273,6 +273,47 @@ def _decode_data(data: bytes, *, model: str | None, method: Method, decode_steps
     return decoded
 
 
+def _decode_progression(data: bytes, out: Path, count: int, *, model: str | None, method: Method, decode_steps: int,
+                        force: bool, quiet: bool) -> None:
+    """The image at ``count`` prefix lengths as an animation (.gif, .webp) or a folder of PNGs."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    from diffc.codec import progression
+
+    animated = out.suffix.lower() in (".gif", ".webp")
+    if animated:
+        check_writable(out, force=force)
+    elif out.exists() and not force:
+        raise UserError(f"{out} exists; pass --force to write into it")
+    try:
+        lengths = progression.prefix_lengths(data, count)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    images = []
+    with progress_bar("decoding prefixes", "prefix", quiet=quiet) as progress:
+        for n, decoded in progression.frames(data, lengths, model=model, method=method.value,
+                                             decode_steps=decode_steps, progress=progress):
+            pixels = decoded.pixels
+            if not animated:
+                out.mkdir(parents=True, exist_ok=True)
+                write_png(out / f"{n:09d}.png", pixels, force=True)
+                continue
+            frame = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).convert("RGB")
+            draw = ImageDraw.Draw(frame)
+            caption = f"{n} bytes ({100 * n / len(data):.1f}%)"
+            draw.rectangle((0, 0, 8 + 6 * len(caption), 14), fill=(0, 0, 0))
+            draw.text((4, 2), caption, fill=(255, 255, 255))
+            images.append(frame)
+    if animated:
+        buffer = io.BytesIO()
+        images[0].save(buffer, format=out.suffix[1:].upper(), save_all=True, append_images=images[1:],
+                       duration=[500] * (len(images) - 1) + [2000], loop=0)
+        write_bytes(out, buffer.getvalue(), force=force)
+    _note(quiet, f"diffc: {len(lengths)} prefixes of {len(data)} bytes to {out}")
+
+
 def _streams(folder: Path) -> list[Path]:
     """The .dfc streams of ``folder`` in name order."""
     paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".dfc")
@@ -307,8 +348,10 @@ def decode(
     force: ForceOption = False,
     quiet: QuietOption = False,
     stats: StatsOption = None,
+    progression: Annotated[Path | None, typer.Option("--progression", help="Instead of one PNG, the image at --frames prefix lengths from the header to the whole stream: an animation (.gif or .webp, each frame captioned with its bytes) or a folder of PNGs (any other name). Lossy streams only.")] = None,
+    frames: Annotated[int, typer.Option("--frames", min=2, max=200, help="Prefix lengths of --progression, evenly spaced.")] = 12,
 ) -> None:
-    """Decompress a stream, or every stream of a folder, to PNG; a truncated stream decodes from its complete chunks.
+    """Decompress a stream, or every stream of a folder, to PNG; any prefix of a lossy stream decodes (--max-bytes).
 
     Examples:
 
@@ -316,9 +359,17 @@ def decode(
 
       diffc decode photo.dfc --max-bytes 4000 -o preview.png
 
+      diffc decode photo.dfc --progression photo.webp --frames 20   # watch it refine as bytes arrive
+
       diffc decode coded -o decoded --shard 1/4        # decoded/NAME.png for every 4th stream of coded/
     """
     part = parse_shard(shard)
+    if progression is not None:
+        if stream == STDIO or stream.is_dir() or max_bytes is not None or part is not None or output is not None:
+            raise UsageError("--progression decodes one stream file whole, without -o, --max-bytes or --shard")
+        _decode_progression(read_bytes(stream), progression, frames, model=model, method=method,
+                            decode_steps=decode_steps, force=force, quiet=quiet)
+        return
     decode_data = functools.partial(_decode_data, model=model, method=method, decode_steps=decode_steps,
                                     max_bytes=max_bytes, quiet=quiet)
     if stream != STDIO and stream.is_dir():

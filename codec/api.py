@@ -203,15 +203,18 @@ def decode(
         return Decoded(pixels, {"mode": header.mode.label, "lossless": True}, "losslessly")
     latent = lossy.decode_latent(data, den, max_bytes=max_bytes)
     pixels = lossy.reconstruct(latent, den, method=method, steps=decode_steps, seed=header.seed)
-    decoded, total = lossy.grid_steps(latent.steps_decoded), lossy.grid_steps(latent.steps_total)
+    # step 0 (z at gamma(1)) is not one of the grid's steps; a prefix may end before it is whole
+    decoded, total = max(lossy.grid_steps(latent.steps_decoded), 0), lossy.grid_steps(latent.steps_total)
     facts = {
         "mode": header.mode.label, "steps_decoded": decoded, "steps_total": total,
-        "gamma": latent.gamma, "lossless": latent.pixels is not None, "method": method,
+        "next_step_share": latent.fraction, "gamma": latent.gamma, "lossless": latent.pixels is not None,
+        "method": method,
     }
+    partial = f" and {latent.fraction:.0%} of the next" if latent.fraction else ""
     notice = None
     if latent.truncated:
-        notice = f"the stream is truncated; decoded {decoded} of {total} steps"
-    return Decoded(pixels, facts, f"from {decoded} steps", notice)
+        notice = f"the stream is truncated; decoded {decoded} of {total} steps{partial}"
+    return Decoded(pixels, facts, f"from {decoded} steps{partial}", notice)
 
 
 def decompress(
@@ -224,10 +227,15 @@ def decompress(
 
 
 def header_of(data: bytes, max_bytes: int | None = None) -> bitstreams.Header:
-    """The header of a stream; ``max_bytes`` cuts lossy streams only."""
-    header = bitstreams.read(data).header
-    if max_bytes is not None and header.mode is not Mode.LOSSY:
+    """The header of a stream, checked with its chunks; ``max_bytes`` (lossy streams only) cuts
+    the stream first, so only the chunks before the cut are read. A cut inside the header is a
+    ``TruncatedStreamError`` that says how many bytes the header takes."""
+    if max_bytes is None:
+        return bitstreams.read(data).header
+    header, header_bytes = bitstreams.read_header(data)
+    if header.mode is not Mode.LOSSY:
         raise ValueError(f"a {header.mode.label} stream is not progressive: it decodes whole, without --max-bytes")
-    if max_bytes is not None:
-        header = bitstreams.read(data[:max_bytes]).header
-    return header
+    if max_bytes < header_bytes:
+        raise bitstreams.TruncatedStreamError(
+            f"--max-bytes {max_bytes} cuts inside the header: this stream decodes from {header_bytes} bytes on")
+    return bitstreams.read(data[:max_bytes]).header

@@ -35,6 +35,7 @@ _OVERRUN_SLACK_BITS = 32.0
 # constriction's 24-bit probabilities cost up to ~1 bit a symbol less than -log2 p for symbols
 # near probability 2**-24 (measured); a pop is an overrun only beyond this drift
 _OVERRUN_SLACK_BITS_PER_SYMBOL = 1.0
+_WORD_BITS = 32  # a valid rANS state holds at least one word above its refill threshold
 _PRECISION_BITS = 24  # below this many valid bits, constriction decodes the lowest symbol forever
 
 
@@ -168,6 +169,10 @@ class Categorical:
         rows = np.zeros_like(s) if self.shared else np.arange(s.size)
         return -np.log2(self.probs[rows, s])
 
+    def row(self, i: int) -> Categorical:
+        """Symbol i's distribution alone."""
+        return Categorical(self.probs[:1] if self.shared else self.probs[i : i + 1], 1)
+
 
 def _normalise(probs: np.ndarray, floor: float) -> np.ndarray:
     p = np.asarray(probs, dtype=np.float64)
@@ -270,6 +275,10 @@ class Uniform:
     def cost_bits(self, symbols: np.ndarray) -> np.ndarray:
         return np.log2(self.sizes.astype(np.float64))
 
+    def row(self, i: int) -> Uniform:
+        """Symbol i's distribution alone."""
+        return Uniform(self.sizes[i : i + 1])
+
 
 def uniform(sizes: np.ndarray | int, n: int | None = None) -> Uniform:
     """Uniform integers below ``sizes`` (an array, or one size repeated ``n`` times)."""
@@ -316,10 +325,21 @@ class Stack:
         self.ideal_bits = 0.0
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, seal: bool = False) -> Stack:
+    def from_bytes(cls, data: bytes, *, seal: bool = False, head_first: bool = False) -> Stack:
+        """The stack of ``to_bytes``' output; ``head_first``: of ``to_bytes(head_first=True)``'s."""
         if len(data) % 4:
             raise EntropyCodingError(f"rANS data must be whole 32-bit words, got {len(data)} bytes")
-        return cls(np.frombuffer(data, dtype="<u4"), seal=seal)
+        words = np.frombuffer(data, dtype="<u4")
+        return cls(words[::-1] if head_first else words, seal=seal)
+
+    @classmethod
+    def from_prefix(cls, data: bytes) -> Stack | None:
+        """The stack of the whole words of a prefix of ``to_bytes(head_first=True)``'s output, for
+        ``pop_available``; None where the prefix holds less than the 64-bit head."""
+        words = np.frombuffer(data[: len(data) // 4 * 4], dtype="<u4")
+        if words.size < 2 or words[0] == 0:
+            return None
+        return cls(words[::-1])
 
     def to_words(self, *, unseal: bool = False) -> np.ndarray:
         try:
@@ -327,8 +347,12 @@ class Stack:
         except BaseException as exc:  # constriction raises its own types
             raise EntropyCodingError(f"cannot unseal the stack: {exc}") from None
 
-    def to_bytes(self, *, unseal: bool = False) -> bytes:
-        return self.to_words(unseal=unseal).astype("<u4").tobytes()
+    def to_bytes(self, *, unseal: bool = False, head_first: bool = False) -> bytes:
+        """The stack's words; ``head_first``: in the order a decoder reads them (the 64-bit head,
+        then the words pushed last), so that any prefix of whole words decodes the first
+        symbols popped (``from_prefix``, ``pop_available``)."""
+        words = self.to_words(unseal=unseal)
+        return (words[::-1] if head_first else words).astype("<u4").tobytes()
 
     def num_bits(self) -> int:
         """Bits the stack occupies, rounded up to whole 32-bit words."""
@@ -362,6 +386,19 @@ class Stack:
         cost = float(dist.cost_bits(symbols).sum())
         self.ideal_bits += cost
         return cost
+
+    def pop_available(self, dist: Distribution) -> np.ndarray:
+        """Pop, one at a time, the symbols that the words present determine, on a stack read from a
+        prefix of its words (``from_prefix``): up to ``dist.size()`` symbols, fewer where the
+        prefix ends. rANS keeps its state in [2^32, 2^64) and refills a word when a pop leaves it
+        below 2^32; with the next word cut off the refill cannot happen, so a symbol is known
+        exactly while the state holds 32 valid bits and unknown after."""
+        symbols: list[int] = []
+        for i in range(dist.size()):
+            if self.num_valid_bits() < _WORD_BITS:
+                break
+            symbols.append(int(self.pop(dist.row(i), allow_empty=True)[0]))
+        return np.asarray(symbols, dtype=np.int64)
 
     def pop(self, dist: Distribution, *, allow_empty: bool = False) -> np.ndarray:
         """Pop one symbol per distribution. Raises ``EmptyStackError`` if the stack is empty, or runs

@@ -60,6 +60,7 @@ _PIXEL_SLICE = 1 << 14  # pixels per table of the discretised decoder: 3 x 256 f
 
 
 MAX_STEPS = 64  # coding steps after the first; a decoder refuses more
+HEAD_FIRST_SINCE = 7  # the format version whose chunks hold their rANS words head first
 
 
 def grid_steps(codes: int) -> int:
@@ -270,7 +271,7 @@ def _chunk_bytes(codes: list[rcc.StepCode], grid: list[int] | None, config: Loss
     stack.push(np.array([len(codes)]), entropy.uniform(max_steps + 1, 1))
     if grid is not None:
         stack.push(np.array(grid), entropy.uniform(GAMMA_CODES, len(grid)))
-    return stack.to_bytes()
+    return stack.to_bytes(head_first=True)
 
 
 def _decoder_table(z: jax.Array, gamma: jax.Array, channels: int) -> entropy.Categorical:
@@ -412,12 +413,12 @@ def _tail_bytes(path: Path, pixels: np.ndarray, z: Any, level: Any) -> bytes:
     level (VDM eq. 28-30)."""
     stack = entropy.Stack()
     path.push_tail(stack, pixels, z, level)
-    return stack.to_bytes()
+    return stack.to_bytes(head_first=True)
 
 
-def _pop_tail(data: bytes, path: Path, z: Any, level: Any, channels: int) -> np.ndarray:
+def _pop_tail(data: bytes, path: Path, z: Any, level: Any, channels: int, head_first: bool) -> np.ndarray:
     try:
-        stack = entropy.Stack.from_bytes(data)
+        stack = entropy.Stack.from_bytes(data, head_first=head_first)
         pixels = path.pop_tail(stack, z, level, channels)
     except entropy.EntropyCodingError as exc:
         raise path.tail_error(str(exc)) from None
@@ -517,6 +518,7 @@ class Latent:
     pixels: np.ndarray | None  # the exact image when the lossless tail was decoded
     truncated: bool
     fixed: np.ndarray | None = None  # the exact path's z: int64 with ``integer_unet.Z_FRAC`` fraction bits
+    fraction: float = 0.0  # the share of step ``steps_decoded``'s RCC chunks in z (a prefix cut inside it)
 
 
 def _decoding_path(header: bitstreams.Header, den: Denoiser) -> Path:
@@ -535,8 +537,13 @@ def _decoding_path(header: bitstreams.Header, den: Denoiser) -> Path:
 
 
 def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -> Latent:
-    """Rebuild z from the complete chunks of (a prefix of) a lossy stream, with the shared
-    randomness of the stream's format version."""
+    """Rebuild z from (a prefix of) a lossy stream, with the shared randomness of the stream's
+    format version. From version 7 (``HEAD_FIRST_SINCE``) a prefix that ends inside a chunk
+    yields every symbol its whole words determine: the grid, then each step's plan and the
+    indices of its first RCC chunks; a step cut short takes the coded values in the chunks that
+    arrived and the prior's mean in the rest (``rcc.regenerate``), so z moves towards the next
+    level by the share that arrived. A prefix of the header alone gives z = 0 at gamma(1), the
+    prior's mean; a lossless tail cut short is left out."""
     if max_bytes is not None:
         data = data[:max_bytes]
     container = bitstreams.read(data)
@@ -553,39 +560,63 @@ def decode_latent(data: bytes, den: Denoiser, *, max_bytes: int | None = None) -
     rng = randomness.for_version(header.version)
     shape = (1, header.height, header.width, 3)
     dims = math.prod(shape)
-    z, levels, step = None, [], 0
+    head_first = header.version >= HEAD_FIRST_SINCE
+    chunks = [(chunk, False) for chunk in container.chunks]
+    if container.partial and head_first:
+        chunks.append((container.partial, True))
+    levels = path.levels([])  # step 0's level is known before the grid arrives
+    z, at, step, fraction = None, 0, 0, 0.0  # z is at levels[at]; step: complete steps
     lossless_chunk = p.get("lossless_tail", 0) == 1
     pixels = None
-    for j, chunk in enumerate(container.chunks):
+    for j, (chunk, cut) in enumerate(chunks):
         if step == steps_total:
+            if cut:  # a tail cut short: the lossy image of the steps before it
+                break
             if not lossless_chunk or pixels is not None:
                 raise bitstreams.CorruptStreamError(f"chunk {j} follows the last step")
-            pixels = _pop_tail(chunk, path, z, levels[-1], header.channels)
+            pixels = _pop_tail(chunk, path, z, levels[-1], header.channels, head_first)
             continue
-        stack = entropy.Stack.from_bytes(chunk)
+        stack = entropy.Stack.from_prefix(chunk) if cut else entropy.Stack.from_bytes(chunk, head_first=head_first)
+        if stack is None:
+            break
+        take = stack.pop_available if cut else stack.pop
         if j == 0:
-            grid = [int(c) for c in stack.pop(entropy.uniform(GAMMA_CODES, steps_total - 1))]
+            grid = [int(c) for c in take(entropy.uniform(GAMMA_CODES, steps_total - 1))]
+            if len(grid) < steps_total - 1:
+                break
             if any(b >= a for a, b in zip([path.top] + grid, grid)):
                 raise bitstreams.CorruptStreamError("the step grid is not decreasing")
             levels = path.levels(grid)
-        count = int(stack.pop(entropy.uniform(steps_total + 1, 1))[0])
+        counted = take(entropy.uniform(steps_total + 1, 1))
+        if not counted.size:
+            break
+        count = int(counted[0])
         if count == 0 or step + count > steps_total:
             raise bitstreams.CorruptStreamError(f"chunk {j} declares {count} steps; {steps_total - step} remain")
         for _ in range(count):
+            code = rcc.pop_available(stack, config, dims) if cut else rcc.pop(stack, config, dims)
+            if code is None or not code.indices.size:
+                break
             if step == 0:
                 mean, std = path.initial(shape, levels[0])
             else:
                 mean, std = path.prior(z, levels[step - 1], levels[step])
-            code = rcc.pop(stack, config, dims)
-            z = path.draw(mean, std, rcc.regenerate(header.seed, step, dims, code, rng))
+            z, at = path.draw(mean, std, rcc.regenerate(header.seed, step, dims, code, rng)), step
+            n_chunks, _ = rcc.chunk_layout(code.ladder_index, dims)
+            if code.indices.size < n_chunks:
+                fraction = code.indices.size / n_chunks
+                break
             step += 1
+        if cut:
+            break
         if not stack.exhausted():
             raise bitstreams.CorruptStreamError(f"chunk {j} has data left over after its {count} steps")
     if z is None:
-        raise bitstreams.TruncatedStreamError("no complete chunk: the stream holds no step to decode")
+        mean, std = path.initial(shape, levels[0])
+        z = path.draw(mean, std, np.zeros(dims, np.float32))
     truncated = not container.complete or step < steps_total
-    return Latent(path.value(z), float(path.gamma(levels[step - 1])), header, step, steps_total, pixels, truncated,
-                  z if path.exact else None)
+    return Latent(path.value(z), float(path.gamma(levels[at])), header, step, steps_total, pixels, truncated,
+                  z if path.exact else None, fraction)
 
 
 @jax.jit

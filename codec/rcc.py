@@ -144,24 +144,27 @@ def regenerate(
     seed: int, step: int, dims: int, code: StepCode, rng: randomness.Generator = randomness.PHILOX
 ) -> np.ndarray:
     """The (dims,) float32 noise eps that ``code`` selects; identical for sender and receiver.
-    ``rng`` is the generator of the stream's format version (``randomness.for_version``)."""
+    ``rng`` is the generator of the stream's format version (``randomness.for_version``). A code
+    cut short (``pop_available``: indices for the first chunks only) leaves the other chunks'
+    dimensions at 0, the prior's mean."""
     n_chunks, width = chunk_layout(code.ladder_index, dims)
-    if code.indices.shape != (n_chunks,):
+    if code.indices.ndim != 1 or code.indices.size > n_chunks:
         raise entropy.EntropyCodingError(f"{code.indices.size} indices for {n_chunks} chunks")
+    n_coded = code.indices.size
     randomness.check_limits(step=step, chunks=n_chunks, words=width)
     table = chunk_dims(seed, step, dims, n_chunks, width, rng)
-    rows = []
+    rows = [np.zeros((0, width), np.float32)]
     block = min(_DECODE_BLOCK, 1 << (n_chunks - 1).bit_length())
-    for start in range(0, n_chunks, block):
+    for start in range(0, n_coded, block):
         chunks = np.arange(start, start + block) % n_chunks  # pad with valid ids
         idx = np.zeros(block, dtype=np.uint32)
-        stop = min(n_chunks, start + block)
+        stop = min(n_coded, start + block)
         idx[: stop - start] = code.indices[start:stop]
         rows.append(rng.candidates(seed, step, chunks, idx, width)[: stop - start])
-    values = np.concatenate(rows)  # (n_chunks, width)
-    eps = np.empty(dims, dtype=np.float32)
-    valid = table >= 0
-    eps[table[valid]] = values[valid]
+    values = np.concatenate(rows)  # (n_coded, width)
+    eps = np.zeros(dims, dtype=np.float32)
+    valid = table[:n_coded] >= 0
+    eps[table[:n_coded][valid]] = values[valid]
     return eps
 
 
@@ -210,3 +213,13 @@ def pop(stack: entropy.Stack, config: RccConfig, dims: int) -> StepCode:
     n_chunks, _ = chunk_layout(ladder_index, dims)
     indices = stack.pop(entropy.categorical_iid(index_probabilities(config), n_chunks))
     return StepCode(ladder_index, indices)
+
+
+def pop_available(stack: entropy.Stack, config: RccConfig, dims: int) -> StepCode | None:
+    """``pop`` from a stack cut short (``entropy.Stack.pop_available``): the plan and the indices
+    of the chunks that arrived, in chunk order; None where not even the plan did."""
+    plan = stack.pop_available(entropy.uniform(len(LADDER), 1))
+    if not plan.size:
+        return None
+    n_chunks, _ = chunk_layout(int(plan[0]), dims)
+    return StepCode(int(plan[0]), stack.pop_available(entropy.categorical_iid(index_probabilities(config), n_chunks)))

@@ -250,3 +250,50 @@ def test_encoder_decoder_and_info_report_the_same_steps(work, capsys, tmp_path):
     assert f"from {done} steps" in err
     stats = json.loads((tmp_path / "cut.json").read_text())
     assert (stats["steps_decoded"], stats["steps_total"]) == (done, total)
+
+
+@pytest.mark.parametrize("name", ["p.gif", "p.webp", "frames"])
+def test_progression_writes_an_animation_or_a_folder_of_every_prefix(work, capsys, name):
+    """--progression: the image at --frames prefix lengths from the header to the whole stream,
+    the last frame the full decode; an animation has one frame per length, a folder one PNG each
+    (named by its bytes); it refuses -o and --max-bytes, and keeps an existing output without
+    --force."""
+    root, model, _ = work
+    data = (root / "rgb.dfc").read_bytes()
+    out = root / name
+    code, err = run(["decode", root / "rgb.dfc", "--progression", out, "--frames", 5, "--model", model, "--quiet"], capsys)
+    assert code == 0, err
+    header_bytes = bitstreams.read(data).header_bytes
+    if out.is_dir():
+        names = sorted(p.name for p in out.iterdir())
+        assert len(names) == 5 and names[0] == f"{header_bytes:09d}.png" and names[-1] == f"{len(data):09d}.png"
+        full = root / "full.png"
+        assert run(["decode", root / "rgb.dfc", "-o", full, "--model", model, "--quiet", "--force"], capsys)[0] == 0
+        with Image.open(out / names[-1]) as last, Image.open(full) as whole:
+            assert np.array_equal(np.asarray(last), np.asarray(whole))
+    else:
+        with Image.open(out) as im:
+            assert im.n_frames == 5 and im.size == (14, 10)
+    code, err = run(["decode", root / "rgb.dfc", "--progression", out, "--model", model], capsys)
+    assert code == 1 and "--force" in err
+    for extra in (["-o", root / "x.png"], ["--max-bytes", 100]):
+        code, err = run(["decode", root / "rgb.dfc", "--progression", root / "y.gif", *extra, "--model", model], capsys)
+        assert code == 2 and "--progression" in err
+    gray = root / f"gray-{name}"  # a --bpp max stream: its prefixes are lossy, the whole lossless
+    code, err = run(["decode", root / "gray.dfc", "--progression", gray, "--frames", 3, "--model", model, "--quiet"], capsys)
+    assert code == 0, err
+
+
+def test_every_max_bytes_at_or_above_the_header_decodes(work, capsys):
+    """Any --max-bytes from the header's end on gives an image; below it, one line saying how
+    many bytes the header takes."""
+    root, model, _ = work
+    data = (root / "rgb.dfc").read_bytes()
+    header_bytes = bitstreams.read(data).header_bytes
+    for n in (header_bytes, header_bytes + 5, (header_bytes + len(data)) // 2, len(data) - 1):
+        out = root / f"cut-{n}.png"
+        code, err = run(["decode", root / "rgb.dfc", "--max-bytes", n, "-o", out, "--model", model, "--quiet"], capsys)
+        assert code == 0 and out.exists(), err
+    code, err = run(["decode", root / "rgb.dfc", "--max-bytes", header_bytes - 1, "-o", root / "no.png",
+                     "--model", model], capsys)
+    assert code == 1 and f"decodes from {header_bytes} bytes on" in err and not (root / "no.png").exists()

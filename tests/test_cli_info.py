@@ -63,7 +63,7 @@ def test_info_text(capsys, lossy_file: Path) -> None:
     assert total == header_bytes + 127
     assert (code, err) == (0, "")
     assert out.splitlines() == [
-        "format      dfc version 6, lossy",
+        "format      dfc version 7, lossy",
         "image       64x48, 3 channel(s)",
         "model       vdm-tiny (weights 0123456789abcdef)",
         "seed        42",
@@ -80,7 +80,7 @@ def test_info_json(capsys, lossy_file: Path) -> None:
     facts = json.loads(out)
     total = lossy_file.stat().st_size
     assert facts == {
-        "format_version": 6,
+        "format_version": 7,
         "mode": "lossy",
         "height": 48,
         "width": 64,
@@ -201,7 +201,7 @@ def test_error_unsupported_version(capsys, lossy_file: Path) -> None:
     data[3] = 9
     lossy_file.write_bytes(bytes(data))
     message = assert_one_error_line(*run(capsys, "info", str(lossy_file)))
-    assert message == "format version 9 is not supported (this diffc reads version 3, 4, 5 or 6)"
+    assert message == "format version 9 is not supported (this diffc reads version 3, 4, 5, 6 or 7)"
 
 
 def test_error_missing_file(capsys, tmp_path: Path) -> None:

@@ -488,3 +488,23 @@ def test_golden_rans_stream() -> None:
     assert back.pop(cat).tolist() == [2, 0]
     assert back.pop(gauss).tolist() == [0, -2, 4]
     assert back.exhausted()
+
+
+def test_a_prefix_of_head_first_words_pops_the_first_symbols_exactly():
+    """``to_bytes(head_first=True)``: every prefix of whole words pops a prefix of the symbols
+    (``pop_available``), never a wrong one, growing with the prefix to all of them; less than the
+    64-bit head pops nothing."""
+    rng = np.random.default_rng(3)
+    weights = np.arange(1, 129, dtype=np.float64) ** -1.2
+    symbols = rng.choice(128, 3000, p=weights / weights.sum())
+    stack = entropy.Stack()
+    stack.push(symbols, entropy.categorical_iid(weights, symbols.size))
+    data = stack.to_bytes(head_first=True)
+    assert entropy.Stack.from_bytes(data, head_first=True).pop(entropy.categorical_iid(weights, symbols.size)).tolist() == symbols.tolist()
+    assert entropy.Stack.from_prefix(data[:7]) is None
+    counts = []
+    for n in range(8, len(data) + 1, 36):
+        got = entropy.Stack.from_prefix(data[:n]).pop_available(entropy.categorical_iid(weights, symbols.size))
+        np.testing.assert_array_equal(got, symbols[: got.size])
+        counts.append(got.size)
+    assert counts == sorted(counts) and counts[0] < 20 and counts[-1] > 2900

@@ -165,7 +165,8 @@ def test_golden_exact_stream_decodes_as_it_did(naive, version):
     """Committed exact ``--bpp max`` streams: their pixels and fixed-point z_0, pinned. A change in
     the fixed-point chain, its decimal constants, the generator or the integer tail shows here. The
     version 6 stream's tail was coded with bin masses, the version 7 one's with the decoder's
-    softmax (``exact_coding``); both decode, to the same z_0."""
+    softmax (``exact_coding``), and its chunks hold their words head first; both decode, to the
+    same z_0."""
     latent = lossy.decode_latent(bytes.fromhex(GOLDEN if version == 7 else GOLDEN_V6), naive)
     assert bitstreams.read(bytes.fromhex(GOLDEN if version == 7 else GOLDEN_V6)).header.version == version
     np.testing.assert_array_equal(latent.pixels, smooth_image(8, 10, 3, seed=4))
@@ -187,14 +188,14 @@ GOLDEN_V6 = (  # 366 bytes
     "ed6537b10f37930a19a74e42f0bdff3e02fe564bc4592795513672eeac6630a571c3374c271522972207d3ceb63c"
     "ebabfca74f974d7115b81ff6afa258f5bff1331545cb6650ef21a1628edf81ec9e15a19bd48d104e664dae00"
 )
-GOLDEN = (  # 350 bytes: the same chunks of steps, a shorter tail
-    "444643070003080a07056e6169766512121212121212120500030104020203010401023cd2f3cab9f0014013f64f"
-    "639193c5e04177839bf4f41979949926a946386175c1edca408938a79bebfee7b186d2d5033829c8c9fccb6bdabe"
-    "d68de562d70d0f5bbc33b715c6c85506000051fb13f3b73cdd755da45768f7b5e1e1d952444e4eabf9acc570dfea"
-    "393a6b0b5e91d0b60776c3834dd8dcdb1adf68fe2c68bba97209b2c01dbd0a3e698672dbe19039f601f1554291ec"
-    "74b66f6e4d38a48f41f7dcac093e6ee160935f09c11aaf74ca8cf91f890a5da1e27a1d3823667eddc90587028b69"
-    "7f7541e4b3089b4a0fdbb48f70a4c8f07d99a948868ffa3b553f0920f8b9a27c3a7c58f8f5e1889a6e2a3a6691e7"
-    "42f8c5b00b61e36dbd4c0ffd6e390f8a4d984271e1df9715fd451f5758b7667591699fa3b40f6832667f26cc9535"
-    "bf78c560d3476150a6ece67be97ec374c378b9b1cf6a1a0413e32c04"
+GOLDEN = (  # 350 bytes: the same codes, a shorter tail, every chunk's words head first
+    "444643070003080a07056e6169766512121212121212120500030104020203010401023c6dd25da0f001653a239b"
+    "36b6662555060000b715c6c80f5bbc33e562d70ddabed68dc9fccb6b033829c8b186d2d59bebfee7408938a775c1"
+    "edcaa9463861799499269bf4f419e041778313e32c04cf6a1a04c378b9b1e97ec374a6ece67bd3476150bf78c560"
+    "26cc95356832667f9fa3b40f667591691f5758b79715fd454271e1df0f8a4d980ffd6e39e36dbd4cc5b00b6191e7"
+    "42f86e2a3a66f5e1889a3a7c58f8f8b9a27c553f0920868ffa3b7d99a94870a4c8f00fdbb48fb3089b4a7f7541e4"
+    "87028b697eddc9051d3823665da1e27af91f890aaf74ca8c5f09c11a6ee16093dcac093ea48f41f76f6e4d3891ec"
+    "74b601f15542e19039f6698672db1dbd0a3e7209b2c02c68bba91adf68fe4dd8dcdb0776c3835e91d0b6393a6b0b"
+    "c570dfea4eabf9acd952444ef7b5e1e15da45768b73cdd7551fb13f3"
 )
 GOLDEN_Z = "7130ed9b9102e7901dcfc68851bae6e3c3b0e11f7c82964b4c14306a8ee4f58f"
