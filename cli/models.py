@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from diffc.cli.errors import UsageError
+from diffc.cli.errors import UsageError, UserError
 from diffc.cli.io import check_writable
 from diffc.models import checkpoint, integer_export, registry
 
@@ -103,5 +103,8 @@ def _quantise(model: str, folders: list[Path], crops: int, force: bool) -> None:
     path = registry.resolve(model)
     if "integer" in checkpoint.read_card(path) and not force:
         raise UsageError(f"{model} already has an integer network; pass --force to replace it")
-    entry = integer_export.export(path, folders, crops=crops)
+    try:
+        entry = integer_export.export(path, folders, crops=crops)
+    except ValueError as exc:
+        raise UserError(f"cannot quantise {model}: {exc}") from None
     typer.echo(f"wrote {entry['file']} ({entry['bytes']} bytes, sha256 {entry['sha256'][:16]}) beside {path}")

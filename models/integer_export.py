@@ -21,6 +21,7 @@ from diffc.models import checkpoint, data, families, integer_unet, vdm
 
 DEFAULT_CROPS = 32  # calibration crops: enough for stable per-tensor maxima (docs/portability.md)
 DEFAULT_CROP = 32
+EXACT_SCHEDULES = ("fixed", "affine")  # the schedules whose gamma codes fixed_point computes exactly
 
 
 def vdm_calibration(config: Any, params: Any, crops: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,6 +48,9 @@ def quantise(path: Path, folders: Sequence[Path], *, crops: int = DEFAULT_CROPS,
     images = [data.load_image(p) for p in data.list_images(folders)]
     batch = data.fixed_crops(images, crop, crops, seed=seed)
     if family == "vdm":
+        if config.schedule not in EXACT_SCHEDULES:
+            raise ValueError(f"exact coding needs a linear noise schedule ({' or '.join(EXACT_SCHEDULES)}), "
+                             f"and this model's is {config.schedule!r}: its integer network could code nothing")
         z, gamma = vdm_calibration(config, payload, batch, seed)
         blob, fmt = integer_unet.to_bytes(integer_unet.quantise(config, payload, z, gamma)), integer_unet.FORMAT
     else:

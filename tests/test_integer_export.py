@@ -102,3 +102,15 @@ def test_a_tampered_integer_network_is_refused(capsys, exported) -> None:
             denoiser.load(stem)
     finally:
         path.write_bytes(blob)
+
+
+def test_a_learned_schedule_is_refused_in_one_line(capsys, exported, tmp_path) -> None:
+    """Exact streams compute their gamma codes from a linear schedule's parameters: a model with a
+    learned (network) schedule gets no integer network it could not code with."""
+    _, images = exported
+    cfg = configs.VDMConfig(**{**TINY.__dict__, "schedule": "learned"})
+    checkpoint.save_model(tmp_path / "learned", cfg, vdm.init_params(cfg, 0), {"name": "learned"})
+    code, out, err = run(capsys, "models", str(tmp_path / "learned"), "--quantise", str(images))
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "linear noise schedule" in err and "'learned'" in err
+    assert not (tmp_path / "learned.int.msgpack").exists()
