@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from diffc.cli.errors import UserError
 from diffc.cli.io import write_bytes
-from diffc.evaluation import analysis, baselines, contenders, report, runner, shards
+from diffc.evaluation import analysis, baselines, contenders, diffc_modes, report, runner, shards
 
 eval_app = typer.Typer(
     help="Measure diffc against classical codecs.\n\n"
@@ -32,6 +32,7 @@ eval_app = typer.Typer(
 
 DEFAULT_MODES = ",".join(contenders.MODES)
 DEFAULT_BPP = "0.125,0.25,0.5,1,2"
+PROGRESSION_PREFIXES = 10  # prefix lengths of the one stream summary.md shows decoding progressively
 DEFAULT_CODECS = ",".join(baselines.FAMILIES)
 
 
@@ -210,6 +211,12 @@ def rd(
         runner.run(results, images, coders, rates, save=save,
                    progress=lambda label, done: bar.update(task, description=label, completed=done),
                    jobs=jobs, rebuild=selection.codecs)
+        lossy_diffc = [c for c in diffc if isinstance(c, diffc_modes.LossyCoder) and not c.lossless]
+        if lossy_diffc and images and "progression" not in results:
+            bar.update(task, description="progressive decoding")
+            results["progression"] = {"image": images[0].name, **lossy_diffc[0].progression(
+                images[0].pixels, min(rates), PROGRESSION_PREFIXES)}
+            save(results)
     _write_outputs(out, results)
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from diffc.codec import api, bitsback, denoiser, lossy
+from diffc.codec import api, bitsback, denoiser, lossy, progression
+from diffc.evaluation import metrics
 from diffc.evaluation.contenders import Target
 
 DECODE_STEPS = 16
@@ -72,6 +73,16 @@ class LossyCoder:
         latent = lossy.decode_latent(data, self.den)
         pixels = lossy.reconstruct(latent, self.den, method=self.method, steps=DECODE_STEPS)
         return np.repeat(pixels, 3 // pixels.shape[-1], axis=-1) if pixels.ndim == 3 else pixels
+
+    def progression(self, image: np.ndarray, bpp: float, prefixes: int) -> dict[str, Any]:
+        """PSNR against bytes for ``image``'s stream at ``bpp``, decoded from ``prefixes`` evenly
+        spaced prefix lengths, header to whole (``codec.progression``)."""
+        data = self.encode(image, bpp)
+        lengths = progression.prefix_lengths(data, prefixes)
+        psnr = [metrics.psnr(image, np.repeat(d.pixels, 3 // d.pixels.shape[-1], axis=-1))
+                for _, d in progression.frames(data, lengths, model=self.den, method=self.method,
+                                               decode_steps=DECODE_STEPS)]
+        return {"codec": self.name, "bpp": bpp, "bytes": len(data), "lengths": lengths, "psnr": psnr}
 
     def settings(self) -> dict[str, Any]:
         c = self.config

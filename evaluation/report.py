@@ -153,6 +153,7 @@ def summary_md(results: dict[str, Any], result: an.Analysis) -> str:
         lines += _table(["codec"] + [f"vs {n}" for n in names],
                         [[t] + ["" if t == a else _number(bd[t, a], 1, sign=True) for a in names] for t in names])
         lines += _overhead(results, bpps)
+        lines += _progression(results.get("progression"))
         lines += ["", "## Speed of the lossy codecs", "", "Seconds per megapixel, over every point of the sweep.", ""]
         lines += _table(["codec", "encode s/MP", "decode s/MP"],
                         [[c.name, _number(c.encode_s_per_mp, 3), _number(c.decode_s_per_mp, 3)] for c in result.lossy])
@@ -176,6 +177,19 @@ def summary_md(results: dict[str, Any], result: an.Analysis) -> str:
     lines += [f"- {note}" for note in results["notes"]]
     lines += ["", *_per_image(result)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _progression(curve: dict[str, Any] | None) -> list[str]:
+    """The section on one stream decoded from growing prefixes (``LossyCoder.progression``)."""
+    if not curve:
+        return []
+    lines = ["", "## Progressive decoding of one stream", "",
+             f"{curve['codec']}'s stream of {curve['image']} at {curve['bpp']:g} bpp ({curve['bytes']} bytes), "
+             "decoded from prefixes evenly spaced from the header's end to the whole stream: any prefix "
+             "that holds the header decodes.", ""]
+    return lines + _table(["bytes", "% of the stream", "PSNR (dB)"],
+                          [[str(n), _number(100 * n / curve["bytes"], 1), _number(p, 2)]
+                           for n, p in zip(curve["lengths"], curve["psnr"])])
 
 
 def _swept(swept: dict[str, list[float]] | None) -> str:

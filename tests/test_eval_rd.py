@@ -338,6 +338,13 @@ def test_several_methods_decode_each_lossy_stream_encoded_once(tmp_path, monkeyp
     assert "## Reverse channel coding overhead" in summary and f"| diffc-flow | 1 | {ratio:.3f} |" in summary
     assert results["settings"]["method"] == "flow,mean"
     assert "--method flow,mean" in results["command"]
+    # one stream decoded from growing prefixes: the first image's at the lowest rate, reusing its
+    # encoding; its whole-stream PSNR is the sweep's point, and summary.md shows the curve
+    curve = results["progression"]
+    assert curve["codec"] == "diffc-flow" and curve["bpp"] == 1 and curve["bytes"] == flow[0]["bytes"]
+    assert curve["lengths"][-1] == flow[0]["bytes"] and curve["lengths"] == sorted(set(curve["lengths"]))
+    assert len(curve["psnr"]) == len(curve["lengths"]) and curve["psnr"][-1] == pytest.approx(flow[0]["psnr"])
+    assert "## Progressive decoding of one stream" in summary
 
 
 def test_a_parallel_run_measures_what_the_sequential_run_does(tiny_run, tmp_path):
