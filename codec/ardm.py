@@ -237,10 +237,7 @@ def decode(data: bytes, prior: ARDMPrior, progress: Progress | None = None) -> n
     ``prior``, which must be the model the stream names."""
     container = bitstreams.read(data)
     header = container.header
-    exact = bitstreams.exact_flag(header)
-    if exact:
-        fixed_point.require_integer(prior, header.model_id)
-    bitstreams.require_source(header, Mode.LOSSLESS_ARDM, prior.name, fixed_point.stream_hash(prior, exact))
+    exact = fixed_point.require_decoder(header, Mode.LOSSLESS_ARDM, prior)
     stages = prior.config.stages
     steps, crc = _checked_params(header, stages)
     if len(container.chunks) != 1:

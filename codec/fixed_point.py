@@ -12,8 +12,9 @@ constants, and the VDM prior step p(z_s | z_t) in fixed point (issue 19).
   so that a sample mean + std n (n a generator normal, a multiple of 2^-16) is an integer that
   every machine computes alike. Bounds: |z| <= ``Z_MAX`` (int32, ``Z_FRAC`` fraction bits), the
   constants below 2^6 (r = 1/alpha_t, gamma <= 8) or 1 (the rest), so no product exceeds 2^62.
-- ``stream_hash`` / ``require_integer``: how exact streams name their model (the integer
-  network's hash) and the one error for a decoder without that network.
+- ``stream_hash`` / ``require_decoder``: how exact streams name their model (the integer
+  network's hash), and the one check of a stream's mode, model and exact flag against the
+  model that is to decode it, for the three decoders.
 """
 
 from __future__ import annotations
@@ -176,8 +177,13 @@ def stream_hash(den: Denoiser, exact: bool) -> bytes:
     return registry.stream_hash(den.integer_sha256) if exact else den.hash8
 
 
-def require_integer(den: Denoiser, model_id: str) -> None:
-    """Refuse an exact stream (made with ``model_id``'s integer network) to a model without one."""
-    if den.integer is None:
+def require_decoder(header: bitstreams.Header, mode: bitstreams.Mode, den: Denoiser) -> bool:
+    """The stream's ``exact`` flag, after refusing a model that cannot decode it: a stream of
+    another mode or model, or an exact stream (made with the integer network of its model) to a
+    model without one. The one check of the three decoders (``den``: a VDM or an ARDM prior)."""
+    exact = bitstreams.exact_flag(header)
+    if exact and den.integer is None:
         raise bitstreams.StreamMismatchError(
-            f"the stream was made with the integer network of {model_id}; model {den.name} has none")
+            f"the stream was made with the integer network of {header.model_id}; model {den.name} has none")
+    bitstreams.require_source(header, mode, den.name, stream_hash(den, exact))
+    return exact

@@ -524,10 +524,7 @@ class Latent:
 def _decoding_path(header: bitstreams.Header, den: Denoiser) -> Path:
     """The path a stream was made on, checked against the model: an exact stream needs the
     integer network its header names, a float stream the float weights."""
-    exact = bitstreams.exact_flag(header)
-    if exact:
-        fixed_point.require_integer(den, header.model_id)
-    bitstreams.require_source(header, Mode.LOSSY, den.name, fixed_point.stream_hash(den, exact))
+    exact = fixed_point.require_decoder(header, Mode.LOSSY, den)
     if not exact:
         return FloatPath(den)
     try:

@@ -23,7 +23,7 @@ from diffc.codec.bitsback.chain import MAX_STEPS
 from diffc.codec.bitsback.coding import DEFAULT_CONTEXT, DEFAULT_MAX_GROUP, DEFAULT_PATCH, DEFAULT_STEPS, Coding
 from diffc.codec.bitsback.groups import ImageStats, Progress, pop_image, push_image
 from diffc.codec.denoiser import Denoiser
-from diffc.codec.fixed_point import require_integer, stream_hash
+from diffc.codec.fixed_point import require_decoder, stream_hash
 from diffc.codec.images import as_image, check_crc32, float_numerics_error, image_crc32
 from diffc.codec.result import StreamSize
 
@@ -87,10 +87,7 @@ def decode(data: bytes, den: Denoiser, progress: Progress | None = None) -> np.n
     """The (H, W, C) uint8 image of a lossless-vdm stream; grayscale comes back as (H, W, 1)."""
     container = bitstreams.read(data)
     header = container.header
-    exact = bitstreams.exact_flag(header)
-    if exact:
-        require_integer(den, header.model_id)
-    bitstreams.require_source(header, Mode.LOSSLESS_VDM, den.name, stream_hash(den, exact))
+    exact = require_decoder(header, Mode.LOSSLESS_VDM, den)
     p = _checked_params(header)
     if len(container.chunks) != 1:
         raise bitstreams.CorruptStreamError(f"a lossless-vdm stream has 1 chunk, not {len(container.chunks)}")
