@@ -159,10 +159,12 @@ def test_the_examples_run_in_order(tiny_models, tmp_path, monkeypatch, capsys):
             out, err = capsys.readouterr()
             assert code == 0, (line, err)
             ran.append(args)
-    assert len(ran) == 16  # every line but train and eval, [--json] twice
+    assert len(ran) == 17  # every line but train and eval, [--json] twice
     for name in ("photo.dfc", "photo-decoded.png", "p.png", "a.png", "max.dfc", "exact.dfc", "ardm.dfc",
                  "exact.png", "s.json", "s.dfc", "coded/a.dfc", "coded/photo.dfc"):
         assert (tmp_path / name).stat().st_size > 0, name
+    frames = sorted(p.name for p in (tmp_path / "frames").glob("*.png"))  # --progression: up to 12 prefixes
+    assert 2 <= len(frames) <= 12 and frames[-1] == f"{(tmp_path / 'photo.dfc').stat().st_size:09d}.png"
     with Image.open("exact.png") as exact, Image.open("photo.png") as photo:  # --lossless: exact
         np.testing.assert_array_equal(np.asarray(exact), np.asarray(photo))
 
